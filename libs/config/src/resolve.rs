@@ -1,0 +1,297 @@
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use spid_types::ServiceName;
+use url::Url;
+
+use crate::settings::{ServiceSettings, Settings};
+use crate::ConfigError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Production,
+    Development,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// The validated configuration a process runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Mode,
+    pub public_url: Url,
+    pub telemetry: TelemetryConfig,
+    pub bus: BusConfig,
+    pub cache: CacheConfig,
+    pub dev: DevConfig,
+    pub database_max_connections: u32,
+    pub database_connect_timeout_secs: u64,
+    /// Indexed by `ServiceName as usize` (the order of `ServiceName::ALL`).
+    services: [ServiceEndpoints; 5],
+}
+
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub otlp_endpoint: Option<Url>,
+}
+
+#[derive(Debug, Clone)]
+pub enum BusConfig {
+    Kafka { brokers: String, properties: BTreeMap<String, String>, timeout_secs: u64 },
+    /// The in-process bus, persisted in a SQLite file under the data dir.
+    Embedded { path: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub enum CacheConfig {
+    Redis { url: String },
+    Memory,
+}
+
+#[derive(Debug, Clone)]
+pub struct DevConfig {
+    pub data_dir: PathBuf,
+    pub seed_demo: bool,
+}
+
+/// Where one service listens, how the others reach it and where its data is.
+#[derive(Debug, Clone)]
+pub struct ServiceEndpoints {
+    pub grpc_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    pub grpc_url: Url,
+    /// `None` only when no database was configured for this service; the
+    /// service refuses to start then (see [`Config::database_url`]).
+    pub database_url: Option<String>,
+}
+
+impl Config {
+    pub fn is_dev(&self) -> bool {
+        self.mode == Mode::Development
+    }
+
+    pub fn service(&self, name: ServiceName) -> &ServiceEndpoints {
+        &self.services[name as usize]
+    }
+
+    /// The database URL of a service, or the error naming the setting.
+    pub fn database_url(&self, name: ServiceName) -> Result<&str, ConfigError> {
+        self.service(name).database_url.as_deref().ok_or_else(|| {
+            ConfigError::new(
+                format!("{}.database_url", name.key()),
+                "no database configured (set database.url or this setting)",
+            )
+        })
+    }
+
+    /// Overrides where a service listens (tests bind port 0).
+    pub fn set_listen(&mut self, name: ServiceName, grpc: SocketAddr, http: SocketAddr) {
+        let s = &mut self.services[name as usize];
+        s.grpc_listen = grpc;
+        s.http_listen = http;
+    }
+
+    /// Overrides how a service is reached (after binding port 0).
+    pub fn set_grpc_url(&mut self, name: ServiceName, url: Url) {
+        self.services[name as usize].grpc_url = url;
+    }
+}
+
+impl Settings {
+    /// Validates every setting, destructuring all fields so that a new field
+    /// that is not handled here fails to compile.
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let Settings {
+            mode,
+            public_url,
+            database,
+            bus,
+            cache,
+            telemetry,
+            dev,
+            identity_manager,
+            authn_gateway,
+            otp_service,
+            audit_log,
+            notification,
+        } = self;
+
+        let mode = match mode.as_str() {
+            "production" => Mode::Production,
+            "development" | "dev" => Mode::Development,
+            other => return Err(ConfigError::new("mode", format!("\"{other}\" is not one of production, development"))),
+        };
+        let is_dev = mode == Mode::Development;
+
+        let public_url = parse_http_url("public_url", &public_url)?;
+        if !is_dev && public_url.scheme() != "https" {
+            return Err(ConfigError::new("public_url", "must be https:// in production (plain HTTP is development only)"));
+        }
+
+        let log_format = match telemetry.log_format.as_str() {
+            "json" => LogFormat::Json,
+            "text" => LogFormat::Text,
+            other => return Err(ConfigError::new("telemetry.log_format", format!("\"{other}\" is not one of json, text"))),
+        };
+        if telemetry.log_level.trim().is_empty() {
+            return Err(ConfigError::new("telemetry.log_level", "must not be empty"));
+        }
+        let otlp_endpoint =
+            telemetry.otlp_endpoint.filter(|s| !s.is_empty()).map(|s| parse_http_url("telemetry.otlp_endpoint", &s)).transpose()?;
+
+        let data_dir = PathBuf::from(&dev.data_dir);
+        if is_dev && dev.data_dir.trim().is_empty() {
+            return Err(ConfigError::new("dev.data_dir", "must not be empty"));
+        }
+
+        let bus_kind = match (bus.kind.as_str(), is_dev) {
+            ("", false) | ("kafka", _) => "kafka",
+            ("", true) | ("embedded", true) => {
+                if bus.brokers.is_empty() {
+                    "embedded"
+                } else {
+                    "kafka"
+                }
+            }
+            ("embedded", false) => {
+                return Err(ConfigError::new("bus.kind", "the embedded bus is for development only; use kafka"));
+            }
+            (other, _) => return Err(ConfigError::new("bus.kind", format!("\"{other}\" is not one of kafka, embedded"))),
+        };
+        let bus = if bus_kind == "kafka" {
+            validate_brokers(&bus.brokers)?;
+            if bus.timeout_secs == 0 {
+                return Err(ConfigError::new("bus.timeout_secs", "must be at least 1"));
+            }
+            BusConfig::Kafka { brokers: bus.brokers, properties: bus.properties, timeout_secs: bus.timeout_secs }
+        } else {
+            BusConfig::Embedded { path: data_dir.join("bus.db") }
+        };
+
+        let cache = match cache.url.as_str() {
+            "" if is_dev => CacheConfig::Memory,
+            "" => return Err(ConfigError::new("cache.url", "required in production (redis://host:port)")),
+            "memory://" if is_dev => CacheConfig::Memory,
+            "memory://" => return Err(ConfigError::new("cache.url", "the in-memory cache is for development only; use redis://")),
+            url => {
+                let parsed = Url::parse(url).map_err(|e| ConfigError::new("cache.url", format!("not a URL: {e}")))?;
+                if !matches!(parsed.scheme(), "redis" | "rediss") {
+                    return Err(ConfigError::new("cache.url", format!("unsupported scheme \"{}\" (expected redis:// or rediss://)", parsed.scheme())));
+                }
+                CacheConfig::Redis { url: url.to_owned() }
+            }
+        };
+
+        if database.max_connections == 0 {
+            return Err(ConfigError::new("database.max_connections", "must be at least 1"));
+        }
+        if database.connect_timeout_secs == 0 {
+            return Err(ConfigError::new("database.connect_timeout_secs", "must be at least 1"));
+        }
+        if let Some(url) = &database.url {
+            validate_database_url("database.url", url)?;
+        }
+
+        let shared_db = database.url.as_deref();
+        let services = [
+            resolve_service(ServiceName::IdentityManager, identity_manager, shared_db, is_dev, &data_dir)?,
+            resolve_service(ServiceName::AuthnGateway, authn_gateway, shared_db, is_dev, &data_dir)?,
+            resolve_service(ServiceName::OtpService, otp_service, shared_db, is_dev, &data_dir)?,
+            resolve_service(ServiceName::AuditLog, audit_log, shared_db, is_dev, &data_dir)?,
+            resolve_service(ServiceName::Notification, notification, shared_db, is_dev, &data_dir)?,
+        ];
+
+        Ok(Config {
+            mode,
+            public_url,
+            telemetry: TelemetryConfig { log_format, log_level: telemetry.log_level, otlp_endpoint },
+            bus,
+            cache,
+            dev: DevConfig { data_dir, seed_demo: dev.seed_demo && is_dev },
+            database_max_connections: database.max_connections,
+            database_connect_timeout_secs: database.connect_timeout_secs,
+            services,
+        })
+    }
+}
+
+fn resolve_service(
+    name: ServiceName,
+    s: ServiceSettings,
+    shared_db: Option<&str>,
+    is_dev: bool,
+    data_dir: &std::path::Path,
+) -> Result<ServiceEndpoints, ConfigError> {
+    let ServiceSettings { grpc_listen, http_listen, grpc_url, database_url } = s;
+    let section = name.key();
+    let grpc_listen = parse_addr(&format!("{section}.grpc_listen"), &grpc_listen)?;
+    let http_listen = parse_addr(&format!("{section}.http_listen"), &http_listen)?;
+    let grpc_url = match grpc_url.filter(|u| !u.is_empty()) {
+        Some(u) => parse_http_url(&format!("{section}.grpc_url"), &u)?,
+        None => {
+            let host = if grpc_listen.ip().is_unspecified() { "127.0.0.1".to_owned() } else { grpc_listen.ip().to_string() };
+            let host = if grpc_listen.is_ipv6() && !grpc_listen.ip().is_unspecified() { format!("[{host}]") } else { host };
+            parse_http_url(&format!("{section}.grpc_url"), &format!("http://{host}:{}", grpc_listen.port()))?
+        }
+    };
+    let database_url = match database_url.filter(|u| !u.is_empty()) {
+        Some(u) => {
+            validate_database_url(&format!("{section}.database_url"), &u)?;
+            Some(u)
+        }
+        None => match shared_db {
+            Some(u) => Some(u.to_owned()),
+            None if is_dev => Some(format!("sqlite://{}?mode=rwc", data_dir.join(format!("{section}.db")).display())),
+            None => None,
+        },
+    };
+    Ok(ServiceEndpoints { grpc_listen, http_listen, grpc_url, database_url })
+}
+
+fn parse_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| ConfigError::new(key, format!("\"{value}\" is not a host:port socket address (e.g. 127.0.0.1:8080)")))
+}
+
+fn parse_http_url(key: &str, value: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(value).map_err(|e| ConfigError::new(key, format!("\"{value}\" is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(ConfigError::new(key, format!("\"{value}\" must be an http:// or https:// URL with a host")));
+    }
+    Ok(url)
+}
+
+fn validate_database_url(key: &str, value: &str) -> Result<(), ConfigError> {
+    let scheme = value.split_once("://").map(|(s, _)| s).unwrap_or("");
+    match scheme {
+        "postgres" | "postgresql" => {
+            Url::parse(value).map_err(|e| ConfigError::new(key, format!("not a valid postgres URL: {e}")))?;
+            Ok(())
+        }
+        "sqlite" => Ok(()),
+        "" => Err(ConfigError::new(key, "must start with postgres:// or sqlite://")),
+        other => Err(ConfigError::new(key, format!("unsupported scheme \"{other}\" (expected postgres:// or sqlite://)"))),
+    }
+}
+
+fn validate_brokers(brokers: &str) -> Result<(), ConfigError> {
+    if brokers.trim().is_empty() {
+        return Err(ConfigError::new("bus.brokers", "required for the kafka bus (host:port[,host:port])"));
+    }
+    for broker in brokers.split(',') {
+        let broker = broker.trim();
+        let valid = broker
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+        if !valid {
+            return Err(ConfigError::new("bus.brokers", format!("\"{broker}\" is not host:port")));
+        }
+    }
+    Ok(())
+}

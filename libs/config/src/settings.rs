@@ -1,0 +1,151 @@
+use serde::{Deserialize, Serialize};
+
+/// The file-facing configuration. Every section refuses unknown keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// `production` (default) or `development`. Development keys, plain
+    /// HTTP, the embedded bus and cache and the message outbox exist only in
+    /// development.
+    pub mode: String,
+    /// The IdP's public HTTP origin (entityID base, SSO endpoints).
+    pub public_url: String,
+    pub database: DatabaseSettings,
+    pub bus: BusSettings,
+    pub cache: CacheSettings,
+    pub telemetry: TelemetrySettings,
+    pub dev: DevSettings,
+    pub identity_manager: ServiceSettings,
+    pub authn_gateway: ServiceSettings,
+    pub otp_service: ServiceSettings,
+    pub audit_log: ServiceSettings,
+    pub notification: ServiceSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            mode: "production".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            database: DatabaseSettings::default(),
+            bus: BusSettings::default(),
+            cache: CacheSettings::default(),
+            telemetry: TelemetrySettings::default(),
+            dev: DevSettings::default(),
+            identity_manager: ServiceSettings::local(50051, 8081),
+            authn_gateway: ServiceSettings::local(50052, 8080),
+            otp_service: ServiceSettings::local(50053, 8082),
+            audit_log: ServiceSettings::local(50054, 8083),
+            notification: ServiceSettings::local(50055, 8084),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `postgres://…` or `sqlite://…`. A service's own `database_url`
+    /// takes precedence; in development each service gets a SQLite file.
+    pub url: Option<String>,
+    pub max_connections: u32,
+    /// Seconds to wait for a connection before giving up.
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self { url: None, max_connections: 10, connect_timeout_secs: 5 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusSettings {
+    /// `kafka` or `embedded` (development only). Empty: `kafka` in
+    /// production, `embedded` in development.
+    pub kind: String,
+    /// Kafka bootstrap servers, comma separated (`host:port,host:port`).
+    pub brokers: String,
+    /// Extra librdkafka properties (security.protocol, sasl.*, ssl.*).
+    pub properties: std::collections::BTreeMap<String, String>,
+    /// Seconds to wait for the broker at start and per publish.
+    pub timeout_secs: u64,
+}
+
+impl Default for BusSettings {
+    fn default() -> Self {
+        Self { kind: String::new(), brokers: String::new(), properties: Default::default(), timeout_secs: 10 }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSettings {
+    /// `redis://…` / `rediss://…`, or `memory://` (development only).
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySettings {
+    /// `json` (default) or `text`.
+    pub log_format: String,
+    /// A tracing filter, e.g. `info` or `info,sqlx=warn`.
+    pub log_level: String,
+    /// OTLP/gRPC endpoint (e.g. `http://otel-collector:4317`); traces are
+    /// exported only when set.
+    pub otlp_endpoint: Option<String>,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self { log_format: "json".into(), log_level: "info".into(), otlp_endpoint: None }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DevSettings {
+    /// Where the development mode keeps its SQLite files and keys.
+    pub data_dir: String,
+    /// Create demo holders at start (development only).
+    pub seed_demo: bool,
+}
+
+impl Default for DevSettings {
+    fn default() -> Self {
+        Self { data_dir: "./var".into(), seed_demo: true }
+    }
+}
+
+/// Listening addresses of one service and how the others reach it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceSettings {
+    /// gRPC listen address, `host:port`.
+    pub grpc_listen: String,
+    /// HTTP listen address (health, metrics, pages), `host:port`.
+    pub http_listen: String,
+    /// URL other services use to reach this one's gRPC server; defaults to
+    /// `http://<grpc_listen>`.
+    pub grpc_url: Option<String>,
+    /// This service's own database, overriding `database.url`.
+    pub database_url: Option<String>,
+}
+
+impl ServiceSettings {
+    fn local(grpc: u16, http: u16) -> Self {
+        Self {
+            grpc_listen: format!("127.0.0.1:{grpc}"),
+            http_listen: format!("127.0.0.1:{http}"),
+            grpc_url: None,
+            database_url: None,
+        }
+    }
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        Self::local(0, 0)
+    }
+}

@@ -1,0 +1,118 @@
+use super::*;
+
+fn dev_overrides() -> Vec<(String, String)> {
+    vec![("mode".into(), "development".into())]
+}
+
+fn load_with(overrides: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let sources = Sources {
+        file: None,
+        environment: false,
+        overrides: overrides.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+    };
+    load(&sources)
+}
+
+#[test]
+fn development_defaults_are_fully_embedded() {
+    let config = load(&Sources { overrides: dev_overrides(), ..Sources::default() }).unwrap();
+    assert!(config.is_dev());
+    assert!(matches!(config.bus, BusConfig::Embedded { .. }));
+    assert!(matches!(config.cache, CacheConfig::Memory));
+    let db = config.database_url(spid_types::ServiceName::AuditLog).unwrap();
+    assert!(db.starts_with("sqlite://") && db.contains("audit_log.db"), "{db}");
+    assert_eq!(config.service(spid_types::ServiceName::AuthnGateway).http_listen.port(), 8080);
+}
+
+#[test]
+fn production_refuses_missing_and_insecure_settings() {
+    let err = load_with(&[]).unwrap_err();
+    assert_eq!(err.key, "public_url", "{err}");
+
+    let err = load_with(&[("public_url", "https://idp.example.it")]).unwrap_err();
+    assert_eq!(err.key, "bus.brokers", "{err}");
+
+    let err = load_with(&[("public_url", "https://idp.example.it"), ("bus.brokers", "kafka:9092")]).unwrap_err();
+    assert_eq!(err.key, "cache.url", "{err}");
+
+    let err = load_with(&[
+        ("public_url", "https://idp.example.it"),
+        ("bus.brokers", "kafka:9092"),
+        ("cache.url", "memory://"),
+    ])
+    .unwrap_err();
+    assert_eq!(err.key, "cache.url");
+    assert!(err.message.contains("development only"));
+
+    let config = load_with(&[
+        ("public_url", "https://idp.example.it"),
+        ("bus.brokers", "kafka-0:9092,kafka-1:9092"),
+        ("cache.url", "redis://redis:6379"),
+    ])
+    .unwrap();
+    let err = config.database_url(spid_types::ServiceName::IdentityManager).unwrap_err();
+    assert_eq!(err.key, "identity_manager.database_url");
+}
+
+#[test]
+fn malformed_settings_name_the_key() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("mode", "staging", "mode"),
+        ("database.url", "mysql://x/y", "database.url"),
+        ("bus.brokers", "kafka", "bus.brokers"),
+        ("audit_log.grpc_listen", "nowhere", "audit_log.grpc_listen"),
+        ("telemetry.log_format", "xml", "telemetry.log_format"),
+        ("telemetry.otlp_endpoint", "collector", "telemetry.otlp_endpoint"),
+        ("cache.url", "memcached://x", "cache.url"),
+    ];
+    for (key, value, expected) in cases {
+        let err = load_with(&[("mode", "development"), (key, value)]).unwrap_err();
+        assert_eq!(&err.key, expected, "{key}={value}: {err}");
+        let line = err.to_string();
+        assert!(!line.contains('\n') && line.contains(expected), "{line}");
+    }
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_are_refused() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("idp.toml", "mode = \"development\"\n[database]\nmax_conections = 3\n")?;
+        let err = load(&Sources { file: Some("idp.toml".into()), ..Sources::default() }).unwrap_err();
+        assert_eq!(err.key, "database.max_conections");
+        assert_eq!(err.message, "unknown setting");
+
+        jail.create_file("bad.toml", "mode = \"development\"\n[database]\nmax_connections = \"many\"\n")?;
+        let err = load(&Sources { file: Some("bad.toml".into()), ..Sources::default() }).unwrap_err();
+        assert_eq!(err.key, "database.max_connections", "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn layers_apply_in_order_file_env_flags() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "idp.toml",
+            "mode = \"development\"\n[database]\nmax_connections = 3\nurl = \"sqlite://file.db\"\n",
+        )?;
+        jail.set_env("IDP__DATABASE__MAX_CONNECTIONS", "7");
+        let sources = Sources { file: Some("idp.toml".into()), environment: true, overrides: vec![] };
+        let config = load(&sources).unwrap();
+        assert_eq!(config.database_max_connections, 7);
+        assert_eq!(config.database_url(spid_types::ServiceName::Notification).unwrap(), "sqlite://file.db");
+
+        let sources = Sources {
+            overrides: vec![("database.url".into(), "postgres://localhost/flag".into())],
+            ..sources
+        };
+        let config = load(&sources).unwrap();
+        assert_eq!(config.database_url(spid_types::ServiceName::Notification).unwrap(), "postgres://localhost/flag");
+        Ok(())
+    });
+}
+
+#[test]
+fn missing_config_file_is_named() {
+    let err = load(&Sources { file: Some("/nonexistent/idp.toml".into()), ..Sources::default() }).unwrap_err();
+    assert_eq!(err.key, "--config");
+}
