@@ -20,9 +20,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(&files, [&root])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("spid_descriptor.bin"), fds.encode_to_vec())?;
+    let mut config = prost_build::Config::new();
+    // `prost::Name` impls, so payloads pack into `google.protobuf.Any`.
+    config.enable_type_names();
+    config.type_name_domain(["."], "type.googleapis.com");
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
-        .compile_fds(fds)?;
+        .compile_fds_with_config(fds, config)?;
     Ok(())
 }

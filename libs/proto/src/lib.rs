@@ -10,11 +10,6 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "
 pub mod events {
     pub mod v1 {
         tonic::include_proto!("spid.events.v1");
-
-        /// Fully qualified type URL of a payload message, as used in `Any`.
-        pub fn type_url(name: &str) -> String {
-            format!("type.googleapis.com/spid.events.v1.{name}")
-        }
     }
 }
 

@@ -1,0 +1,163 @@
+//! The production bus: Apache Kafka through librdkafka (rdkafka).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::PARTITIONS;
+use crate::bus::{BusError, Delivery, EventBus, OutgoingMessage, Subscription};
+
+/// See the module documentation.
+pub struct KafkaBus {
+    base: ClientConfig,
+    producer: FutureProducer,
+    timeout: Duration,
+    brokers: String,
+}
+
+impl std::fmt::Debug for KafkaBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaBus").field("brokers", &self.brokers).finish()
+    }
+}
+
+impl KafkaBus {
+    /// Connects to `brokers` and checks that they answer within `timeout`.
+    /// `properties` are extra librdkafka settings (TLS, SASL).
+    pub async fn connect(
+        brokers: &str,
+        properties: &BTreeMap<String, String>,
+        timeout: Duration,
+    ) -> Result<Self, BusError> {
+        let mut base = ClientConfig::new();
+        base.set("bootstrap.servers", brokers);
+        for (k, v) in properties {
+            base.set(k, v);
+        }
+        let producer: FutureProducer = base
+            .clone()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("partitioner", "murmur2_random")
+            .set("message.timeout.ms", timeout.as_millis().to_string())
+            .create()
+            .map_err(|e| BusError::Setup { setting: "bus.properties".into(), message: e.to_string() })?;
+        let bus = Self { base, producer, timeout, brokers: brokers.to_owned() };
+        bus.check().await.map_err(|e| BusError::Setup {
+            setting: "bus.brokers".into(),
+            message: format!("cannot reach Kafka at {brokers}: {e}"),
+        })?;
+        Ok(bus)
+    }
+
+    /// Creates the topics that do not exist yet.
+    pub async fn ensure_topics(&self, topics: &[&str]) -> Result<(), BusError> {
+        let admin: AdminClient<DefaultClientContext> =
+            self.base.create().map_err(|e| BusError::Other(e.to_string()))?;
+        let new: Vec<NewTopic<'_>> =
+            topics.iter().map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(-1))).collect();
+        let results = admin
+            .create_topics(&new, &AdminOptions::new().operation_timeout(Some(self.timeout)))
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => return Err(BusError::Other(format!("cannot create topic {topic}: {code}"))),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventBus for KafkaBus {
+    async fn publish(&self, topic: &str, message: OutgoingMessage) -> Result<(), BusError> {
+        let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
+        for (k, v) in &message.headers {
+            headers = headers.insert(Header { key: k, value: Some(v.as_bytes()) });
+        }
+        let record = FutureRecord::to(topic).key(&message.key).payload(&message.payload).headers(headers);
+        self.producer
+            .send(record, self.timeout)
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| BusError::Unavailable(e.to_string()))
+    }
+
+    async fn subscribe(&self, group: &str, topics: &[&str]) -> Result<Box<dyn Subscription>, BusError> {
+        let consumer: StreamConsumer = self
+            .base
+            .clone()
+            .set("group.id", group)
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000")
+            // Offsets are stored only after a message has been processed.
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .create()
+            .map_err(|e| BusError::Other(e.to_string()))?;
+        consumer.subscribe(topics).map_err(|e| BusError::Other(e.to_string()))?;
+        Ok(Box::new(KafkaSubscription { consumer }))
+    }
+
+    async fn check(&self) -> Result<(), BusError> {
+        let producer = self.producer.clone();
+        let timeout = self.timeout.min(Duration::from_secs(5));
+        tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, timeout).map(|_| ()))
+            .await
+            .map_err(|e| BusError::Other(e.to_string()))?
+            .map_err(|e| BusError::Unavailable(e.to_string()))
+    }
+
+    fn kind(&self) -> &'static str {
+        "kafka"
+    }
+}
+
+struct KafkaSubscription {
+    consumer: StreamConsumer,
+}
+
+#[async_trait]
+impl Subscription for KafkaSubscription {
+    async fn next(&mut self) -> Result<Delivery, BusError> {
+        let msg = self.consumer.recv().await.map_err(|e| BusError::Unavailable(e.to_string()))?;
+        let headers = msg
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|hdr| (hdr.key.to_owned(), String::from_utf8_lossy(hdr.value.unwrap_or_default()).into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Delivery {
+            topic: msg.topic().to_owned(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+            key: msg.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default(),
+            payload: msg.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+            headers,
+        })
+    }
+
+    async fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        match self.consumer.store_offset(&delivery.topic, delivery.partition, delivery.offset + 1) {
+            Ok(()) => Ok(()),
+            // The partition was revoked by a rebalance: its new owner
+            // re-reads from the last committed offset.
+            Err(e) if matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::State)) => Ok(()),
+            Err(e) => Err(BusError::Other(e.to_string())),
+        }
+    }
+}
