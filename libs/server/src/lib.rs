@@ -5,11 +5,15 @@
 //! mapping of domain errors to gRPC status and HTTP problem responses, and
 //! shutdown on signals.
 
+pub mod deps;
 pub mod errors;
 pub mod grpc;
 pub mod health;
+pub mod host;
 pub mod http;
+pub mod testkit;
 
+pub use deps::{Deps, Listeners, RunError};
 pub use tokio_util::sync::CancellationToken;
 
 /// Cancels `token` on SIGINT or SIGTERM.

@@ -1,0 +1,72 @@
+{{/*
+The services' TOML configuration. Strings are written with toJson: a JSON
+string is a valid TOML basic string. Credentials are not here: the pods get
+them as IDP__* environment variables from the Secret, which override the
+file (database URLs, cache URL, Kafka SASL).
+*/}}
+{{- define "spid-idp.configToml" -}}
+{{- $c := .Values.config -}}
+# Rendered by the spid-idp chart ({{ include "spid-idp.chart" . }}). Do not edit in the cluster.
+mode = {{ $c.mode | toJson }}
+public_url = {{ $c.publicUrl | toJson }}
+
+[database]
+# url: per service, from the Secret (IDP__<SERVICE>__DATABASE_URL)
+max_connections = {{ $c.database.maxConnections | int }}
+connect_timeout_secs = {{ $c.database.connectTimeoutSecs | int }}
+
+[bus]
+kind = "kafka"
+brokers = {{ $c.bus.brokers | toJson }}
+timeout_secs = {{ $c.bus.timeoutSecs | int }}
+
+[bus.properties]
+{{- $props := deepCopy ($c.bus.properties | default dict) }}
+{{- if $c.bus.sasl.enabled }}
+{{- $_ := set $props "security.protocol" $c.bus.sasl.securityProtocol }}
+{{- $_ := set $props "sasl.mechanism" $c.bus.sasl.mechanism }}
+# sasl.username, sasl.password: from the Secret (IDP__BUS__PROPERTIES)
+{{- end }}
+{{- range $k := keys $props | sortAlpha }}
+{{ $k | toJson }} = {{ index $props $k | toString | toJson }}
+{{- end }}
+
+[cache]
+# url: from the Secret (IDP__CACHE__URL)
+
+[telemetry]
+log_format = {{ $c.telemetry.logFormat | toJson }}
+log_level = {{ $c.telemetry.logLevel | toJson }}
+{{- with $c.telemetry.otlpEndpoint }}
+otlp_endpoint = {{ . | toJson }}
+{{- end }}
+{{- $root := . }}
+{{- $services := include "spid-idp.services" . | fromJson }}
+{{- range $key := list "identityManager" "authnGateway" "otpService" "auditLog" "notification" }}
+{{- $svc := index $services $key }}
+{{- $v := include "spid-idp.serviceValues" (dict "root" $root "key" $key) | fromJson }}
+
+[{{ $svc.section }}]
+grpc_listen = {{ include "spid-idp.listen" (dict "host" $c.listenHost "port" $v.ports.grpc) | toJson }}
+http_listen = {{ include "spid-idp.listen" (dict "host" $c.listenHost "port" $v.ports.http) | toJson }}
+grpc_url = {{ printf "http://%s.%s.svc:%d" (include "spid-idp.serviceName" (dict "root" $root "key" $key)) $root.Release.Namespace ($v.ports.grpc | int) | toJson }}
+{{- end }}
+{{- with $c.extraToml }}
+
+{{ . }}
+{{- end }}
+{{- end -}}
+
+{{/* host:port, with brackets around an IPv6 host. */}}
+{{- define "spid-idp.listen" -}}
+{{- if contains ":" .host -}}
+{{- printf "[%s]:%d" .host (.port | int) -}}
+{{- else -}}
+{{- printf "%s:%d" .host (.port | int) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The file indented for a ConfigMap's block scalar, blank lines kept empty. */}}
+{{- define "spid-idp.configTomlIndented" -}}
+{{- regexReplaceAll "(?m)^[ ]+$" (include "spid-idp.configToml" . | nindent 4) "" -}}
+{{- end -}}
