@@ -70,6 +70,8 @@ pub struct ServiceEndpoints {
     /// `None` only when no database was configured for this service; the
     /// service refuses to start then (see [`Config::database_url`]).
     pub database_url: Option<String>,
+    /// The setting `database_url` came from, for error messages.
+    pub database_setting: String,
 }
 
 impl Config {
@@ -241,18 +243,21 @@ fn resolve_service(
             parse_http_url(&format!("{section}.grpc_url"), &format!("http://{host}:{}", grpc_listen.port()))?
         }
     };
-    let database_url = match database_url.filter(|u| !u.is_empty()) {
+    let (database_url, database_setting) = match database_url.filter(|u| !u.is_empty()) {
         Some(u) => {
             validate_database_url(&format!("{section}.database_url"), &u)?;
-            Some(u)
+            (Some(u), format!("{section}.database_url"))
         }
         None => match shared_db {
-            Some(u) => Some(u.to_owned()),
-            None if is_dev => Some(format!("sqlite://{}?mode=rwc", data_dir.join(format!("{section}.db")).display())),
-            None => None,
+            Some(u) => (Some(u.to_owned()), "database.url".to_owned()),
+            None if is_dev => (
+                Some(format!("sqlite://{}?mode=rwc", data_dir.join(format!("{section}.db")).display())),
+                "dev.data_dir".to_owned(),
+            ),
+            None => (None, format!("{section}.database_url")),
         },
     };
-    Ok(ServiceEndpoints { grpc_listen, http_listen, grpc_url, database_url })
+    Ok(ServiceEndpoints { grpc_listen, http_listen, grpc_url, database_url, database_setting })
 }
 
 fn parse_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {

@@ -99,7 +99,7 @@ pub struct TelemetrySettings {
 
 impl Default for TelemetrySettings {
     fn default() -> Self {
-        Self { log_format: "json".into(), log_level: "info".into(), otlp_endpoint: None }
+        Self { log_format: "json".into(), log_level: "info,actix_server=warn".into(), otlp_endpoint: None }
     }
 }
 

@@ -1,0 +1,35 @@
+//! identity-manager: holders, identities, identity requests, credentials and
+//! the lifecycle state machine (REG, IDN, VER, EMI, LC).
+//!
+//! Today: the service shell every feature builds on — its database with the
+//! platform outbox, the outbox relay publishing lifecycle and audit events,
+//! health, readiness, metrics and the gRPC server. Registration and the
+//! credential check come with their issues.
+
+use spid_config::Config;
+use spid_server::health::{BusCheck, CacheCheck, DbCheck, Health};
+use spid_server::{CancellationToken, Deps, RunError};
+use spid_types::ServiceName;
+
+pub const SERVICE: ServiceName = ServiceName::IdentityManager;
+
+pub async fn migrate(db: &spid_db::Db) -> Result<(), spid_db::DbError> {
+    spid_events::migrate(db).await
+}
+
+pub async fn run(_config: &Config, deps: Deps, shutdown: CancellationToken) -> Result<(), RunError> {
+    migrate(&deps.db).await?;
+    let relay = spid_events::OutboxRelay::new(deps.db.clone(), deps.bus.clone(), deps.metrics.clone(), SERVICE.as_str());
+    let health = Health::new()
+        .with(DbCheck(deps.db.clone()))
+        .with(BusCheck(deps.bus.clone()))
+        .with(CacheCheck(deps.cache.clone()));
+    let parts = spid_server::host::ServiceParts {
+        common: spid_server::http::Common { service: SERVICE.as_str(), health, metrics: deps.metrics.clone() },
+        listeners: deps.listeners,
+        http_routes: |_: &mut actix_web::web::ServiceConfig| {},
+        grpc: spid_server::grpc::GrpcServer::new(tonic::service::RoutesBuilder::default(), vec![]),
+        background: vec![Box::pin(relay.run(shutdown.clone()))],
+    };
+    spid_server::host::serve(parts, shutdown).await
+}
