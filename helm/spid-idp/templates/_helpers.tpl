@@ -68,6 +68,11 @@ notification:
   section: notification
 {{- end -}}
 
+{{/* The gRPC port idpctl assumes for a service (its default port). */}}
+{{- define "spid-idp.defaultGrpcPort" -}}
+{{- get (dict "identityManager" "50051" "authnGateway" "50052" "otpService" "50053" "auditLog" "50054" "notification" "50055") . -}}
+{{- end -}}
+
 {{/* The catalogue as a dict. */}}
 {{- define "spid-idp.services" -}}
 {{- include "spid-idp.catalogue" . | fromYaml | toJson -}}

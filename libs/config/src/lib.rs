@@ -60,6 +60,9 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
         figment = figment.merge(Env::prefixed("IDP__").split("__").lowercase(true));
     }
     for (key, value) in &sources.overrides {
+        // Typed like environment values: `3` is a number, `true` a boolean.
+        let value: figment::value::Value =
+            value.parse().unwrap_or_else(|_| figment::value::Value::from(value.clone()));
         figment = figment.merge(Serialized::default(key, value));
     }
     let settings: Settings = figment.extract().map_err(from_figment)?;

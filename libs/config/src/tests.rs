@@ -102,11 +102,15 @@ fn layers_apply_in_order_file_env_flags() {
         assert_eq!(config.database_url(spid_types::ServiceName::Notification).unwrap(), "sqlite://file.db");
 
         let sources = Sources {
-            overrides: vec![("database.url".into(), "postgres://localhost/flag".into())],
+            overrides: vec![
+                ("database.url".into(), "postgres://localhost/flag".into()),
+                ("bus.timeout_secs".into(), "3".into()),
+            ],
             ..sources
         };
         let config = load(&sources).unwrap();
         assert_eq!(config.database_url(spid_types::ServiceName::Notification).unwrap(), "postgres://localhost/flag");
+        assert_eq!(config.database_max_connections, 7);
         Ok(())
     });
 }

@@ -61,13 +61,26 @@ impl KafkaBus {
 
     /// Creates the topics that do not exist yet.
     pub async fn ensure_topics(&self, topics: &[&str]) -> Result<(), BusError> {
+        let producer = self.producer.clone();
+        let timeout = self.timeout;
+        let existing: Vec<String> = tokio::task::spawn_blocking(move || {
+            producer.client().fetch_metadata(None, timeout).map(|m| m.topics().iter().map(|t| t.name().to_owned()).collect())
+        })
+        .await
+        .map_err(|e| BusError::Other(e.to_string()))?
+        .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        let topics: Vec<&str> = topics.iter().copied().filter(|t| !existing.iter().any(|e| e == t)).collect();
+        if topics.is_empty() {
+            return Ok(());
+        }
         let admin: AdminClient<DefaultClientContext> =
             self.base.create().map_err(|e| BusError::Other(e.to_string()))?;
         let new: Vec<NewTopic<'_>> =
             topics.iter().map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(-1))).collect();
-        let results = admin
-            .create_topics(&new, &AdminOptions::new().operation_timeout(Some(self.timeout)))
+        let options = AdminOptions::new().operation_timeout(Some(self.timeout)).request_timeout(Some(self.timeout));
+        let results = tokio::time::timeout(self.timeout + Duration::from_secs(1), admin.create_topics(&new, &options))
             .await
+            .map_err(|_| BusError::Unavailable("no answer to CreateTopics".into()))?
             .map_err(|e| BusError::Unavailable(e.to_string()))?;
         for result in results {
             match result {

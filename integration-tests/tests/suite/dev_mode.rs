@@ -1,0 +1,133 @@
+//! `idp dev` (what `make run` starts): all five services in one process on
+//! embedded defaults, every readiness endpoint green, the development
+//! outbox, and `idpctl health` reporting all five healthy.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use integration_tests::{Ports, bin, eventually};
+use spid_proto::notification::v1::{Channel, SendRequest, notifications_client::NotificationsClient};
+use spid_types::ServiceName;
+
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_mode_runs_everything_in_one_process() {
+    let data = tempfile::tempdir().unwrap();
+    let ports = Ports::allocate();
+    let public = ports.http_url(ServiceName::AuthnGateway);
+    let mut cmd = Command::new(bin("idp"));
+    cmd.args(["--log-format", "text", "--public-url", &public, "dev", "--data-dir"])
+        .arg(data.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(ports.env())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = Killed(cmd.spawn().unwrap());
+    let stdout = child.0.stdout.take().unwrap();
+    let banner = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let done = line.starts_with("all services ready");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        lines
+    });
+    let banner = tokio::time::timeout(Duration::from_secs(60), banner).await.expect("ready within 60 s").unwrap();
+    assert!(banner.iter().any(|l| l.contains(&format!("{public}/dev/outbox"))), "{banner:?}");
+    for name in ServiceName::ALL {
+        assert!(banner.iter().any(|l| l.contains(name.as_str())), "{name} missing from {banner:?}");
+    }
+
+    let http = reqwest::Client::new();
+    for name in ServiceName::ALL {
+        let base = ports.http_url(name);
+        assert_eq!(http.get(format!("{base}/livez")).send().await.unwrap().status(), 200, "{name} livez");
+        let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), 200, "{name} readyz");
+        let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+        assert!(metrics.contains(&format!("service=\"{}\"", name.as_str())), "{name} metrics");
+    }
+    assert!(data.path().join("notification.db").is_file() && data.path().join("bus.db").is_file());
+
+    let outbox: serde_json::Value = http.get(format!("{public}/dev/outbox")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(outbox, serde_json::json!([]));
+
+    let mut client = NotificationsClient::connect(ports.grpc_url(ServiceName::Notification)).await.unwrap();
+    client
+        .send(SendRequest {
+            channel: Channel::Email as i32,
+            recipient: "mario.rossi@example.it".into(),
+            template: "contact-verification".into(),
+            locale: "en".into(),
+            data: [("code".to_owned(), "482913".to_owned())].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let outbox: serde_json::Value = http.get(format!("{public}/dev/outbox")).send().await.unwrap().json().await.unwrap();
+    let entry = &outbox[0];
+    assert_eq!(entry["channel"], "email");
+    assert_eq!(entry["recipient"], "mario.rossi@example.it");
+    assert_eq!(entry["subject"], "Confirm your contact");
+    assert!(entry["body"].as_str().unwrap().contains("482913"));
+    assert!(entry["created_at"].as_str().unwrap().contains('T'));
+
+    // The delivery reached audit-log through the embedded bus.
+    let mut audit = spid_proto::audit::v1::audit_query_client::AuditQueryClient::connect(ports.grpc_url(ServiceName::AuditLog))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(20), "the delivery in audit-log", || {
+        let mut audit = audit.clone();
+        async move {
+            let records = audit
+                .search(spid_proto::audit::v1::SearchRequest {
+                    r#type: "notification.delivered".into(),
+                    ..Default::default()
+                })
+                .await
+                .ok()?
+                .into_inner()
+                .records;
+            (records.len() == 1).then_some(())
+        }
+    })
+    .await;
+    let _ = &mut audit;
+
+    let mut idpctl = Command::new(bin("idpctl"));
+    idpctl.arg("health");
+    for name in ServiceName::ALL {
+        idpctl.arg(format!("--{}", name.as_str())).arg(ports.grpc_url(name));
+    }
+    let out = idpctl.output().unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    assert_eq!(table.matches("SERVING").count(), 5, "{table}");
+
+    // A stopped deployment is reported, not hidden.
+    drop(child);
+    let mut idpctl = Command::new(bin("idpctl"));
+    idpctl.args(["health", "--json", "--target", "127.0.0.1"]);
+    for name in ServiceName::ALL {
+        idpctl.arg(format!("--{}", name.as_str())).arg(ports.grpc_url(name));
+    }
+    let out = idpctl.output().unwrap();
+    assert!(!out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["healthy"], false);
+    assert_eq!(report["services"][0]["status"], "UNREACHABLE");
+}

@@ -1,0 +1,192 @@
+//! An event written through one service's outbox is consumed by another
+//! across processes over the real Kafka protocol — also through a broker
+//! outage, a crash of the consumer and duplicate deliveries.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use integration_tests::{Broker, Ports, ServiceProcess, eventually, postgres_database, redis_url};
+use prost::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use spid_proto::audit::v1::{SearchRequest, audit_query_client::AuditQueryClient};
+use spid_proto::notification::v1::{Channel, SendRequest, notifications_client::NotificationsClient};
+use spid_types::ServiceName;
+
+struct Stack {
+    broker: Broker,
+    ports: Ports,
+    notification: ServiceProcess,
+    audit: ServiceProcess,
+    _logs: tempfile::TempDir,
+}
+
+async fn stack() -> Stack {
+    let broker = Broker::start();
+    let ports = Ports::allocate();
+    let logs = tempfile::tempdir().unwrap();
+    let mut procs = Vec::new();
+    for name in [ServiceName::Notification, ServiceName::AuditLog] {
+        let mut env = ports.env();
+        env.extend([
+            // Development features (the message outbox) on real infrastructure.
+            ("IDP__MODE".to_owned(), "development".to_owned()),
+            ("IDP__DATABASE__URL".to_owned(), postgres_database(name.key()).await),
+            ("IDP__BUS__BROKERS".to_owned(), broker.bootstrap.clone()),
+            ("IDP__BUS__TIMEOUT_SECS".to_owned(), "3".to_owned()),
+            ("IDP__CACHE__URL".to_owned(), redis_url()),
+            ("IDP__TELEMETRY__LOG_FORMAT".to_owned(), "text".to_owned()),
+            ("IDP__TELEMETRY__LOG_LEVEL".to_owned(), "info".to_owned()),
+        ]);
+        procs.push(ServiceProcess::spawn(name, env, ports.http_url(name), logs.path()));
+    }
+    for p in &mut procs {
+        p.wait_ready(Duration::from_secs(30)).await;
+    }
+    let audit = procs.pop().unwrap();
+    let notification = procs.pop().unwrap();
+    Stack { broker, ports, notification, audit, _logs: logs }
+}
+
+async fn send(client: &mut NotificationsClient<tonic::transport::Channel>, n: usize) -> String {
+    let req = SendRequest {
+        channel: Channel::Sms as i32,
+        recipient: "+393331234567".into(),
+        template: "otp-code".into(),
+        locale: "it".into(),
+        data: [("code".to_owned(), format!("{:06}", n)), ("minutes".to_owned(), "5".to_owned())].into(),
+        idempotency_key: format!("test-{n}"),
+        subject_id: "LPDA0000000001".into(),
+    };
+    client.send(req).await.expect("send accepted").into_inner().message_id
+}
+
+/// Every `notification.delivered` record in audit-log: message id → count.
+async fn delivered(client: &mut AuditQueryClient<tonic::transport::Channel>) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    let mut after = 0;
+    loop {
+        let page = client
+            .search(SearchRequest {
+                r#type: "notification.delivered".into(),
+                after_sequence: after,
+                limit: 500,
+                ..Default::default()
+            })
+            .await
+            .expect("search")
+            .into_inner()
+            .records;
+        let Some(last) = page.last() else { break };
+        after = last.sequence;
+        for r in page {
+            *counts.entry(r.event.unwrap().aggregate_id).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+async fn wait_for_all(client: &mut AuditQueryClient<tonic::transport::Channel>, ids: &[String]) -> BTreeMap<String, usize> {
+    eventually(Duration::from_secs(60), "every delivery recorded by audit-log", || {
+        let mut client = client.clone();
+        async move {
+            let seen = delivered(&mut client).await;
+            ids.iter().all(|id| seen.contains_key(id)).then_some(seen)
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbox_event_crosses_processes_over_kafka() {
+    let s = stack().await;
+    let mut notifications = NotificationsClient::connect(s.ports.grpc_url(ServiceName::Notification)).await.unwrap();
+    let mut audit = AuditQueryClient::connect(s.ports.grpc_url(ServiceName::AuditLog)).await.unwrap();
+
+    let id = send(&mut notifications, 1).await;
+    let seen = wait_for_all(&mut audit, std::slice::from_ref(&id)).await;
+    assert_eq!(seen.get(&id), Some(&1));
+
+    let record = audit
+        .search(SearchRequest { aggregate_id: id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .records
+        .remove(0);
+    let event = record.event.unwrap();
+    assert_eq!(event.source, "notification");
+    let payload: spid_proto::events::v1::NotificationDelivered =
+        spid_events::envelope::payload_of(&event).expect("a NotificationDelivered payload");
+    assert_eq!(payload.message_id, id);
+    assert_eq!(payload.recipient, "+393331234567");
+    assert_eq!(payload.content_sha256.len(), 64, "a digest of the content, not the content (the code stays out)");
+    drop(s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_outage_and_consumer_crash_lose_nothing_and_duplicates_are_absorbed() {
+    let mut s = stack().await;
+    let mut notifications = NotificationsClient::connect(s.ports.grpc_url(ServiceName::Notification)).await.unwrap();
+    let mut audit = AuditQueryClient::connect(s.ports.grpc_url(ServiceName::AuditLog)).await.unwrap();
+    let mut ids = Vec::new();
+
+    for n in 0..10 {
+        ids.push(send(&mut notifications, n).await);
+    }
+    // The broker goes away while events are being written: the state
+    // changes still commit, their events wait in the outbox.
+    s.broker.down();
+    for n in 10..30 {
+        ids.push(send(&mut notifications, n).await);
+    }
+    // Longer than the publish timeout (3 s): the relay's publishes fail and
+    // are retried.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    s.broker.up();
+    for n in 30..40 {
+        ids.push(send(&mut notifications, n).await);
+    }
+    let seen = wait_for_all(&mut audit, &ids).await;
+    assert_eq!(seen.len(), 40);
+    assert!(seen.values().all(|c| *c == 1), "each event exactly once: {seen:?}");
+
+    // The consumer crashes and comes back: it resumes from its committed
+    // offsets; messages sent meanwhile are not lost.
+    s.audit.kill();
+    for n in 40..50 {
+        ids.push(send(&mut notifications, n).await);
+    }
+    s.audit.restart();
+    s.audit.wait_ready(Duration::from_secs(30)).await;
+    let seen = wait_for_all(&mut audit, &ids).await;
+    assert_eq!(seen.len(), 50);
+    assert!(seen.values().all(|c| *c == 1), "each event exactly once after the restart: {seen:?}");
+
+    // The bus delivers an event twice (a producer retry after a lost ack):
+    // the consumer's state absorbs it.
+    let first = audit
+        .search(SearchRequest { aggregate_id: ids[0].clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .records
+        .remove(0)
+        .event
+        .unwrap();
+    let producer: FutureProducer =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", &s.broker.bootstrap).create().unwrap();
+    let payload = first.encode_to_vec();
+    for _ in 0..3 {
+        producer
+            .send(FutureRecord::to(spid_types::topics::AUDIT).key(&first.aggregate_id).payload(&payload), Duration::from_secs(5))
+            .await
+            .unwrap();
+    }
+    // A marker sent after the duplicates proves they have been consumed.
+    let marker = send(&mut notifications, 99).await;
+    ids.push(marker);
+    let seen = wait_for_all(&mut audit, &ids).await;
+    assert_eq!(seen[&ids[0]], 1, "duplicates absorbed");
+    assert_eq!(seen.len(), 51);
+    assert!(s.notification.logs().contains("outbox relay failed"), "the outage was really felt by the relay");
+}

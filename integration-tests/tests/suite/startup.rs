@@ -1,0 +1,94 @@
+//! A service with an unreachable dependency or a malformed setting exits
+//! non-zero with one line naming the setting, and never panics.
+
+use std::time::Duration;
+
+use integration_tests::{Broker, free_port, postgres_database, redis_url, run_idp};
+
+fn last_line(stderr: &str) -> &str {
+    stderr.lines().last().unwrap_or_default()
+}
+
+fn assert_clean_failure(code: Option<i32>, stderr: &str, setting: &str) {
+    assert!(matches!(code, Some(c) if c != 0), "exit code {code:?}, stderr:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let line = last_line(stderr);
+    assert!(line.starts_with("idp: ") && line.contains(setting), "expected a line naming {setting}, got:\n{stderr}");
+}
+
+#[tokio::test]
+async fn unreachable_dependencies_and_bad_settings_fail_fast_with_one_line() {
+    let db = postgres_database("startup").await;
+    let broker = Broker::start();
+    let redis = redis_url();
+    let grpc = format!("127.0.0.1:{}", free_port());
+    let http = format!("127.0.0.1:{}", free_port());
+    let base: Vec<(&str, &str)> = vec![
+        ("IDP__MODE", "development"),
+        ("IDP__TELEMETRY__LOG_FORMAT", "text"),
+        ("IDP__AUDIT_LOG__GRPC_LISTEN", &grpc),
+        ("IDP__AUDIT_LOG__HTTP_LISTEN", &http),
+    ];
+    let with = |extra: &[(&'static str, &str)]| -> Vec<(&str, String)> {
+        base.iter().map(|(k, v)| (*k, (*v).to_owned())).chain(extra.iter().map(|(k, v)| (*k, (*v).to_owned()))).collect()
+    };
+    let run = |env: Vec<(&str, String)>| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        run_idp(&["audit-log"], &env, Duration::from_secs(30))
+    };
+
+    // Unreachable database.
+    let (code, _, err) = run(with(&[
+        ("IDP__DATABASE__URL", "postgres://postgres@127.0.0.1:1/none"),
+        ("IDP__BUS__BROKERS", &broker.bootstrap),
+        ("IDP__CACHE__URL", &redis),
+    ]));
+    assert_clean_failure(code, &err, "database.url");
+    assert!(last_line(&err).contains("cannot connect"), "{err}");
+
+    // Unreachable broker.
+    let (code, _, err) = run(with(&[
+        ("IDP__DATABASE__URL", &db),
+        ("IDP__BUS__BROKERS", "127.0.0.1:1"),
+        ("IDP__BUS__TIMEOUT_SECS", "2"),
+        ("IDP__CACHE__URL", &redis),
+    ]));
+    assert_clean_failure(code, &err, "bus.brokers");
+
+    // Unreachable Redis.
+    let (code, _, err) = run(with(&[
+        ("IDP__DATABASE__URL", &db),
+        ("IDP__BUS__BROKERS", &broker.bootstrap),
+        ("IDP__CACHE__URL", "redis://127.0.0.1:1"),
+    ]));
+    assert_clean_failure(code, &err, "cache.url");
+
+    // Malformed settings: exit code 2, the key named.
+    for (key, value, setting) in [
+        ("IDP__DATABASE__URL", "mysql://x/y", "database.url"),
+        ("IDP__BUS__BROKERS", "no-port", "bus.brokers"),
+        ("IDP__AUDIT_LOG__GRPC_LISTEN", "everywhere", "audit_log.grpc_listen"),
+        ("IDP__DATABASE__MAX_CONNECTIONS", "lots", "database.max_connections"),
+        ("IDP__DATABSE__URL", "postgres://x/y", "databse"),
+    ] {
+        let (code, _, err) = run(with(&[(key, value)]));
+        assert_clean_failure(code, &err, setting);
+        assert_eq!(code, Some(2), "{err}");
+        assert_eq!(err.lines().count(), 1, "exactly one line: {err}");
+    }
+
+    // Production refuses development-only defaults.
+    let (code, _, err) = run(vec![("IDP__PUBLIC_URL", "https://idp.example.it".to_owned())]);
+    assert_clean_failure(code, &err, "bus.brokers");
+
+    // A taken port.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    let (code, _, err) = run(with(&[
+        ("IDP__DATABASE__URL", &db),
+        ("IDP__BUS__BROKERS", &broker.bootstrap),
+        ("IDP__CACHE__URL", &redis),
+        ("IDP__AUDIT_LOG__HTTP_LISTEN", &taken_addr),
+    ]));
+    assert_clean_failure(code, &err, "audit_log.http_listen");
+}

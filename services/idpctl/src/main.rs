@@ -1,0 +1,57 @@
+//! `idpctl`: the operators' client. It talks to the services' gRPC APIs,
+//! locally by default or on a remote deployment with `--target`.
+
+mod health;
+mod targets;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "idpctl", version, about = "Operate the SPID identity provider")]
+struct Cli {
+    #[command(flatten)]
+    targets: targets::TargetArgs,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The health of every service (gRPC health service); exits 1 unless
+    /// all are serving.
+    Health,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("idpctl: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let targets = match cli.targets.resolve() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("idpctl: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Health => runtime.block_on(health::run(&targets, cli.json)),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("idpctl: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
