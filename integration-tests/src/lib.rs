@@ -239,7 +239,19 @@ pub fn run_idp(args: &[&str], env: &[(&str, &str)], timeout: Duration) -> (Optio
 }
 
 /// Polls `probe` until it returns `Some`, or panics after `within`.
-pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut probe: F) -> T
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    match poll_until(within, probe).await {
+        Some(v) => v,
+        None => panic!("timed out after {within:?} waiting for {what}"),
+    }
+}
+
+/// Polls `probe` until it returns `Some`; `None` after `within`.
+pub async fn poll_until<T, F, Fut>(within: Duration, mut probe: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -247,9 +259,11 @@ where
     let started = Instant::now();
     loop {
         if let Some(v) = probe().await {
-            return v;
+            return Some(v);
         }
-        assert!(started.elapsed() < within, "timed out after {within:?} waiting for {what}");
+        if started.elapsed() > within {
+            return None;
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

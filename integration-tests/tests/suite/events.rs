@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use integration_tests::{Broker, Ports, ServiceProcess, eventually, postgres_database, redis_url};
+use integration_tests::{Broker, Ports, ServiceProcess, poll_until, postgres_database, redis_url};
 use prost::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use spid_proto::audit::v1::{SearchRequest, audit_query_client::AuditQueryClient};
@@ -85,15 +85,28 @@ async fn delivered(client: &mut AuditQueryClient<tonic::transport::Channel>) -> 
     counts
 }
 
-async fn wait_for_all(client: &mut AuditQueryClient<tonic::transport::Channel>, ids: &[String]) -> BTreeMap<String, usize> {
-    eventually(Duration::from_secs(60), "every delivery recorded by audit-log", || {
+async fn wait_for_all(s: &Stack, client: &mut AuditQueryClient<tonic::transport::Channel>, ids: &[String]) -> BTreeMap<String, usize> {
+    let found = poll_until(Duration::from_secs(60), || {
         let mut client = client.clone();
         async move {
             let seen = delivered(&mut client).await;
             ids.iter().all(|id| seen.contains_key(id)).then_some(seen)
         }
     })
-    .await
+    .await;
+    match found {
+        Some(seen) => seen,
+        None => {
+            let seen = delivered(client).await;
+            let missing = ids.iter().filter(|id| !seen.contains_key(*id)).count();
+            panic!(
+                "{missing} of {} deliveries never reached audit-log\n--- notification log ---\n{}\n--- audit-log log ---\n{}",
+                ids.len(),
+                s.notification.logs(),
+                s.audit.logs()
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,7 +116,7 @@ async fn an_outbox_event_crosses_processes_over_kafka() {
     let mut audit = AuditQueryClient::connect(s.ports.grpc_url(ServiceName::AuditLog)).await.unwrap();
 
     let id = send(&mut notifications, 1).await;
-    let seen = wait_for_all(&mut audit, std::slice::from_ref(&id)).await;
+    let seen = wait_for_all(&s, &mut audit, std::slice::from_ref(&id)).await;
     assert_eq!(seen.get(&id), Some(&1));
 
     let record = audit
@@ -146,7 +159,7 @@ async fn broker_outage_and_consumer_crash_lose_nothing_and_duplicates_are_absorb
     for n in 30..40 {
         ids.push(send(&mut notifications, n).await);
     }
-    let seen = wait_for_all(&mut audit, &ids).await;
+    let seen = wait_for_all(&s, &mut audit, &ids).await;
     assert_eq!(seen.len(), 40);
     assert!(seen.values().all(|c| *c == 1), "each event exactly once: {seen:?}");
 
@@ -158,7 +171,7 @@ async fn broker_outage_and_consumer_crash_lose_nothing_and_duplicates_are_absorb
     }
     s.audit.restart();
     s.audit.wait_ready(Duration::from_secs(30)).await;
-    let seen = wait_for_all(&mut audit, &ids).await;
+    let seen = wait_for_all(&s, &mut audit, &ids).await;
     assert_eq!(seen.len(), 50);
     assert!(seen.values().all(|c| *c == 1), "each event exactly once after the restart: {seen:?}");
 
@@ -185,7 +198,7 @@ async fn broker_outage_and_consumer_crash_lose_nothing_and_duplicates_are_absorb
     // A marker sent after the duplicates proves they have been consumed.
     let marker = send(&mut notifications, 99).await;
     ids.push(marker);
-    let seen = wait_for_all(&mut audit, &ids).await;
+    let seen = wait_for_all(&s, &mut audit, &ids).await;
     assert_eq!(seen[&ids[0]], 1, "duplicates absorbed");
     assert_eq!(seen.len(), 51);
     assert!(s.notification.logs().contains("outbox relay failed"), "the outage was really felt by the relay");

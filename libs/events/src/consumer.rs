@@ -44,7 +44,10 @@ pub async fn run_consumer(
     let mut backoff = Duration::from_millis(100);
     'subscribe: loop {
         let mut sub = match bus.subscribe(&group, &topics).await {
-            Ok(s) => s,
+            Ok(s) => {
+                backoff = Duration::from_millis(100);
+                s
+            }
             Err(e) => {
                 tracing::warn!(%group, error = %e, "subscription failed; retrying");
                 if sleep_or_shutdown(&shutdown, backoff).await {
@@ -54,6 +57,7 @@ pub async fn run_consumer(
                 continue 'subscribe;
             }
         };
+        let mut last_warning = None;
         loop {
             let delivery = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -62,15 +66,19 @@ pub async fn run_consumer(
             let delivery = match delivery {
                 Ok(d) => d,
                 Err(e) => {
-                    tracing::warn!(%group, error = %e, "receive failed");
-                    if sleep_or_shutdown(&shutdown, backoff).await {
+                    // Client-side errors (broker down, rebalance) are
+                    // reported here while the client recovers by itself:
+                    // note them and keep polling.
+                    if last_warning.is_none_or(|t: std::time::Instant| t.elapsed() > Duration::from_secs(5)) {
+                        tracing::warn!(%group, error = %e, "receive failed");
+                        last_warning = Some(std::time::Instant::now());
+                    }
+                    if sleep_or_shutdown(&shutdown, Duration::from_millis(100)).await {
                         return;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
                 }
             };
-            backoff = Duration::from_millis(100);
             if !handle_until_done(&*bus, &*handler, &delivery, &group, &shutdown).await {
                 return;
             }
