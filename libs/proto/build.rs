@@ -24,9 +24,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `prost::Name` impls, so payloads pack into `google.protobuf.Any`.
     config.enable_type_names();
     config.type_name_domain(["."], "type.googleapis.com");
-    tonic_prost_build::configure()
-        .build_server(true)
-        .build_client(true)
-        .compile_fds_with_config(fds, config)?;
+    tonic_prost_build::configure().build_server(true).build_client(true).compile_fds_with_config(fds, config)?;
     Ok(())
 }

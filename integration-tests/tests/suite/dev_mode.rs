@@ -63,7 +63,8 @@ async fn dev_mode_runs_everything_in_one_process() {
     }
     assert!(data.path().join("notification.db").is_file() && data.path().join("bus.db").is_file());
 
-    let outbox: serde_json::Value = http.get(format!("{public}/dev/outbox")).send().await.unwrap().json().await.unwrap();
+    let outbox: serde_json::Value =
+        http.get(format!("{public}/dev/outbox")).send().await.unwrap().json().await.unwrap();
     assert_eq!(outbox, serde_json::json!([]));
 
     let mut client = NotificationsClient::connect(ports.grpc_url(ServiceName::Notification)).await.unwrap();
@@ -78,7 +79,8 @@ async fn dev_mode_runs_everything_in_one_process() {
         })
         .await
         .unwrap();
-    let outbox: serde_json::Value = http.get(format!("{public}/dev/outbox")).send().await.unwrap().json().await.unwrap();
+    let outbox: serde_json::Value =
+        http.get(format!("{public}/dev/outbox")).send().await.unwrap().json().await.unwrap();
     let entry = &outbox[0];
     assert_eq!(entry["channel"], "email");
     assert_eq!(entry["recipient"], "mario.rossi@example.it");
@@ -87,9 +89,10 @@ async fn dev_mode_runs_everything_in_one_process() {
     assert!(entry["created_at"].as_str().unwrap().contains('T'));
 
     // The delivery reached audit-log through the embedded bus.
-    let mut audit = spid_proto::audit::v1::audit_query_client::AuditQueryClient::connect(ports.grpc_url(ServiceName::AuditLog))
-        .await
-        .unwrap();
+    let mut audit =
+        spid_proto::audit::v1::audit_query_client::AuditQueryClient::connect(ports.grpc_url(ServiceName::AuditLog))
+            .await
+            .unwrap();
     eventually(Duration::from_secs(20), "the delivery in audit-log", || {
         let mut audit = audit.clone();
         async move {

@@ -85,7 +85,11 @@ async fn delivered(client: &mut AuditQueryClient<tonic::transport::Channel>) -> 
     counts
 }
 
-async fn wait_for_all(s: &Stack, client: &mut AuditQueryClient<tonic::transport::Channel>, ids: &[String]) -> BTreeMap<String, usize> {
+async fn wait_for_all(
+    s: &Stack,
+    client: &mut AuditQueryClient<tonic::transport::Channel>,
+    ids: &[String],
+) -> BTreeMap<String, usize> {
     let found = poll_until(Duration::from_secs(60), || {
         let mut client = client.clone();
         async move {
@@ -191,7 +195,10 @@ async fn broker_outage_and_consumer_crash_lose_nothing_and_duplicates_are_absorb
     let payload = first.encode_to_vec();
     for _ in 0..3 {
         producer
-            .send(FutureRecord::to(spid_types::topics::AUDIT).key(&first.aggregate_id).payload(&payload), Duration::from_secs(5))
+            .send(
+                FutureRecord::to(spid_types::topics::AUDIT).key(&first.aggregate_id).payload(&payload),
+                Duration::from_secs(5),
+            )
             .await
             .unwrap();
     }

@@ -30,7 +30,10 @@ async fn unreachable_dependencies_and_bad_settings_fail_fast_with_one_line() {
         ("IDP__AUDIT_LOG__HTTP_LISTEN", &http),
     ];
     let with = |extra: &[(&'static str, &str)]| -> Vec<(&str, String)> {
-        base.iter().map(|(k, v)| (*k, (*v).to_owned())).chain(extra.iter().map(|(k, v)| (*k, (*v).to_owned()))).collect()
+        base.iter()
+            .map(|(k, v)| (*k, (*v).to_owned()))
+            .chain(extra.iter().map(|(k, v)| (*k, (*v).to_owned())))
+            .collect()
     };
     let run = |env: Vec<(&str, String)>| {
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -11,9 +11,7 @@
 mod resolve;
 mod settings;
 
-pub use resolve::{
-    BusConfig, CacheConfig, Config, DevConfig, LogFormat, Mode, ServiceEndpoints, TelemetryConfig,
-};
+pub use resolve::{BusConfig, CacheConfig, Config, DevConfig, LogFormat, Mode, ServiceEndpoints, TelemetryConfig};
 pub use settings::{
     BusSettings, CacheSettings, DatabaseSettings, DevSettings, ServiceSettings, Settings, TelemetrySettings,
 };
@@ -61,8 +59,7 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
     }
     for (key, value) in &sources.overrides {
         // Typed like environment values: `3` is a number, `true` a boolean.
-        let value: figment::value::Value =
-            value.parse().unwrap_or_else(|_| figment::value::Value::from(value.clone()));
+        let value: figment::value::Value = value.parse().unwrap_or_else(|_| figment::value::Value::from(value.clone()));
         figment = figment.merge(Serialized::default(key, value));
     }
     let settings: Settings = figment.extract().map_err(from_figment)?;

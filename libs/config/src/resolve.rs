@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use spid_types::ServiceName;
 use url::Url;
 
-use crate::settings::{ServiceSettings, Settings};
 use crate::ConfigError;
+use crate::settings::{ServiceSettings, Settings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -44,9 +44,15 @@ pub struct TelemetryConfig {
 
 #[derive(Debug, Clone)]
 pub enum BusConfig {
-    Kafka { brokers: String, properties: BTreeMap<String, String>, timeout_secs: u64 },
+    Kafka {
+        brokers: String,
+        properties: BTreeMap<String, String>,
+        timeout_secs: u64,
+    },
     /// The in-process bus, persisted in a SQLite file under the data dir.
-    Embedded { path: PathBuf },
+    Embedded {
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -128,25 +134,35 @@ impl Settings {
         let mode = match mode.as_str() {
             "production" => Mode::Production,
             "development" | "dev" => Mode::Development,
-            other => return Err(ConfigError::new("mode", format!("\"{other}\" is not one of production, development"))),
+            other => {
+                return Err(ConfigError::new("mode", format!("\"{other}\" is not one of production, development")));
+            }
         };
         let is_dev = mode == Mode::Development;
 
         let public_url = parse_http_url("public_url", &public_url)?;
         if !is_dev && public_url.scheme() != "https" {
-            return Err(ConfigError::new("public_url", "must be https:// in production (plain HTTP is development only)"));
+            return Err(ConfigError::new(
+                "public_url",
+                "must be https:// in production (plain HTTP is development only)",
+            ));
         }
 
         let log_format = match telemetry.log_format.as_str() {
             "json" => LogFormat::Json,
             "text" => LogFormat::Text,
-            other => return Err(ConfigError::new("telemetry.log_format", format!("\"{other}\" is not one of json, text"))),
+            other => {
+                return Err(ConfigError::new("telemetry.log_format", format!("\"{other}\" is not one of json, text")));
+            }
         };
         if telemetry.log_level.trim().is_empty() {
             return Err(ConfigError::new("telemetry.log_level", "must not be empty"));
         }
-        let otlp_endpoint =
-            telemetry.otlp_endpoint.filter(|s| !s.is_empty()).map(|s| parse_http_url("telemetry.otlp_endpoint", &s)).transpose()?;
+        let otlp_endpoint = telemetry
+            .otlp_endpoint
+            .filter(|s| !s.is_empty())
+            .map(|s| parse_http_url("telemetry.otlp_endpoint", &s))
+            .transpose()?;
 
         let data_dir = PathBuf::from(&dev.data_dir);
         if is_dev && dev.data_dir.trim().is_empty() {
@@ -165,7 +181,9 @@ impl Settings {
             ("embedded", false) => {
                 return Err(ConfigError::new("bus.kind", "the embedded bus is for development only; use kafka"));
             }
-            (other, _) => return Err(ConfigError::new("bus.kind", format!("\"{other}\" is not one of kafka, embedded"))),
+            (other, _) => {
+                return Err(ConfigError::new("bus.kind", format!("\"{other}\" is not one of kafka, embedded")));
+            }
         };
         let bus = if bus_kind == "kafka" {
             validate_brokers(&bus.brokers)?;
@@ -181,11 +199,16 @@ impl Settings {
             "" if is_dev => CacheConfig::Memory,
             "" => return Err(ConfigError::new("cache.url", "required in production (redis://host:port)")),
             "memory://" if is_dev => CacheConfig::Memory,
-            "memory://" => return Err(ConfigError::new("cache.url", "the in-memory cache is for development only; use redis://")),
+            "memory://" => {
+                return Err(ConfigError::new("cache.url", "the in-memory cache is for development only; use redis://"));
+            }
             url => {
                 let parsed = Url::parse(url).map_err(|e| ConfigError::new("cache.url", format!("not a URL: {e}")))?;
                 if !matches!(parsed.scheme(), "redis" | "rediss") {
-                    return Err(ConfigError::new("cache.url", format!("unsupported scheme \"{}\" (expected redis:// or rediss://)", parsed.scheme())));
+                    return Err(ConfigError::new(
+                        "cache.url",
+                        format!("unsupported scheme \"{}\" (expected redis:// or rediss://)", parsed.scheme()),
+                    ));
                 }
                 CacheConfig::Redis { url: url.to_owned() }
             }
@@ -238,8 +261,10 @@ fn resolve_service(
     let grpc_url = match grpc_url.filter(|u| !u.is_empty()) {
         Some(u) => parse_http_url(&format!("{section}.grpc_url"), &u)?,
         None => {
-            let host = if grpc_listen.ip().is_unspecified() { "127.0.0.1".to_owned() } else { grpc_listen.ip().to_string() };
-            let host = if grpc_listen.is_ipv6() && !grpc_listen.ip().is_unspecified() { format!("[{host}]") } else { host };
+            let host =
+                if grpc_listen.ip().is_unspecified() { "127.0.0.1".to_owned() } else { grpc_listen.ip().to_string() };
+            let host =
+                if grpc_listen.is_ipv6() && !grpc_listen.ip().is_unspecified() { format!("[{host}]") } else { host };
             parse_http_url(&format!("{section}.grpc_url"), &format!("http://{host}:{}", grpc_listen.port()))?
         }
     };
@@ -261,7 +286,9 @@ fn resolve_service(
 }
 
 fn parse_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
-    value.parse().map_err(|_| ConfigError::new(key, format!("\"{value}\" is not a host:port socket address (e.g. 127.0.0.1:8080)")))
+    value.parse().map_err(|_| {
+        ConfigError::new(key, format!("\"{value}\" is not a host:port socket address (e.g. 127.0.0.1:8080)"))
+    })
 }
 
 fn parse_http_url(key: &str, value: &str) -> Result<Url, ConfigError> {
@@ -281,7 +308,9 @@ fn validate_database_url(key: &str, value: &str) -> Result<(), ConfigError> {
         }
         "sqlite" => Ok(()),
         "" => Err(ConfigError::new(key, "must start with postgres:// or sqlite://")),
-        other => Err(ConfigError::new(key, format!("unsupported scheme \"{other}\" (expected postgres:// or sqlite://)"))),
+        other => {
+            Err(ConfigError::new(key, format!("unsupported scheme \"{other}\" (expected postgres:// or sqlite://)")))
+        }
     }
 }
 

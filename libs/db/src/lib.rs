@@ -57,14 +57,21 @@ impl Db {
         sqlx::any::install_default_drivers();
         let backend = backend_of(opts.url).ok_or_else(|| DbError::Scheme { setting: opts.setting.to_owned() })?;
         let target = redact(opts.url);
-        let connect_err =
-            |e: sqlx::Error| DbError::Connect { setting: opts.setting.to_owned(), target: target.clone(), reason: e.to_string() };
+        let connect_err = |e: sqlx::Error| DbError::Connect {
+            setting: opts.setting.to_owned(),
+            target: target.clone(),
+            reason: e.to_string(),
+        };
         if backend == Backend::Sqlite {
             ensure_sqlite_parent(opts.url);
         }
         let options: AnyConnectOptions = opts.url.parse().map_err(connect_err)?;
         let mut pool_opts = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { opts.max_connections.min(4) } else { opts.max_connections })
+            .max_connections(if backend == Backend::Sqlite {
+                opts.max_connections.min(4)
+            } else {
+                opts.max_connections
+            })
             .acquire_timeout(opts.connect_timeout);
         if backend == Backend::Sqlite {
             pool_opts = pool_opts.after_connect(|conn, _| {
@@ -188,7 +195,10 @@ mod tests {
         .await
         .unwrap_err();
         let line = err.to_string();
-        assert!(line.starts_with("audit_log.database_url: cannot connect to postgres://idp:***@127.0.0.1:1/none"), "{line}");
+        assert!(
+            line.starts_with("audit_log.database_url: cannot connect to postgres://idp:***@127.0.0.1:1/none"),
+            "{line}"
+        );
         assert!(!line.contains('\n'));
     }
 }

@@ -44,10 +44,7 @@ pub async fn run_consumer(
     let mut backoff = Duration::from_millis(100);
     'subscribe: loop {
         let mut sub = match bus.subscribe(&group, &topics).await {
-            Ok(s) => {
-                backoff = Duration::from_millis(100);
-                s
-            }
+            Ok(s) => s,
             Err(e) => {
                 tracing::warn!(%group, error = %e, "subscription failed; retrying");
                 if sleep_or_shutdown(&shutdown, backoff).await {

@@ -70,7 +70,8 @@ mod tests {
     #[test]
     fn payload_round_trip_and_type_check() {
         let clock = spid_types::SystemClock;
-        let delivered = NotificationDelivered { message_id: "m1".into(), outcome: "delivered".into(), ..Default::default() };
+        let delivered =
+            NotificationDelivered { message_id: "m1".into(), outcome: "delivered".into(), ..Default::default() };
         let env = EventBuilder::new("notification", "notification.delivered", "m1", &clock)
             .reason("test")
             .payload(&delivered)

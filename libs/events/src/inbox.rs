@@ -12,13 +12,12 @@ pub async fn first_delivery(
     event_id: &str,
     now_micros: i64,
 ) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query(
-        "INSERT INTO inbox (consumer, event_id, processed_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    )
-    .bind(consumer)
-    .bind(event_id)
-    .bind(now_micros)
-    .execute(&mut *conn)
-    .await?;
+    let result =
+        sqlx::query("INSERT INTO inbox (consumer, event_id, processed_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(consumer)
+            .bind(event_id)
+            .bind(now_micros)
+            .execute(&mut *conn)
+            .await?;
     Ok(result.rows_affected() == 1)
 }

@@ -64,7 +64,10 @@ impl KafkaBus {
         let producer = self.producer.clone();
         let timeout = self.timeout;
         let existing: Vec<String> = tokio::task::spawn_blocking(move || {
-            producer.client().fetch_metadata(None, timeout).map(|m| m.topics().iter().map(|t| t.name().to_owned()).collect())
+            producer
+                .client()
+                .fetch_metadata(None, timeout)
+                .map(|m| m.topics().iter().map(|t| t.name().to_owned()).collect())
         })
         .await
         .map_err(|e| BusError::Other(e.to_string()))?
@@ -150,7 +153,9 @@ impl Subscription for KafkaSubscription {
             .headers()
             .map(|h| {
                 h.iter()
-                    .map(|hdr| (hdr.key.to_owned(), String::from_utf8_lossy(hdr.value.unwrap_or_default()).into_owned()))
+                    .map(|hdr| {
+                        (hdr.key.to_owned(), String::from_utf8_lossy(hdr.value.unwrap_or_default()).into_owned())
+                    })
                     .collect()
             })
             .unwrap_or_default();

@@ -128,9 +128,8 @@ impl OutboxRelay {
     pub async fn relay_batch(&self) -> Result<usize, RelayError> {
         let mut tx = self.db.pool().begin().await?;
         if self.db.backend() == Backend::Postgres {
-            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(7310010001)")
-                .fetch_one(&mut *tx)
-                .await?;
+            let locked: bool =
+                sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(7310010001)").fetch_one(&mut *tx).await?;
             if !locked {
                 return Ok(0);
             }

@@ -71,7 +71,10 @@ async fn metrics(common: web::Data<Common>) -> HttpResponse {
 
 /// A span per request, child of the caller's trace context, and metrics
 /// labelled by the matched route pattern (not the raw path).
-async fn observe(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let method = req.method().to_string();
     let span = tracing::info_span!("http", %method, path = %req.path(), status = tracing::field::Empty);
     spid_telemetry::set_parent(&span, |k| req.headers().get(k).and_then(|v| v.to_str().ok()).map(str::to_owned));
@@ -109,7 +112,8 @@ mod tests {
     async fn common_routes_answer() {
         let listener = crate::bind("test.http_listen", "127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
-        let common = Common { service: "test", health: Health::new().with(Down), metrics: Metrics::new("test").unwrap() };
+        let common =
+            Common { service: "test", health: Health::new().with(Down), metrics: Metrics::new("test").unwrap() };
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(serve(
             listener,

@@ -57,11 +57,7 @@ pub async fn create_postgres_database(admin_url: &str, prefix: &str) -> Result<S
     })
     .await
     .map_err(|e| e.to_string())?;
-    let name = format!(
-        "t_{}_{}",
-        prefix.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
-        uuid_like_suffix()
-    );
+    let name = format!("t_{}_{}", prefix.replace(|c: char| !c.is_ascii_alphanumeric(), "_"), uuid_like_suffix());
     spid_db::sqlx::query(spid_db::sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(admin.pool())
         .await

@@ -33,12 +33,17 @@ impl Metrics {
             HistogramOpts::new("http_request_duration_seconds", "HTTP request latency"),
             &["method", "route"],
         )?;
-        let grpc_requests =
-            IntCounterVec::new(Opts::new("grpc_requests_total", "gRPC requests by method and code"), &["method", "code"])?;
+        let grpc_requests = IntCounterVec::new(
+            Opts::new("grpc_requests_total", "gRPC requests by method and code"),
+            &["method", "code"],
+        )?;
         let bus_published = IntCounterVec::new(Opts::new("bus_published_total", "Messages published"), &["topic"])?;
-        let bus_consumed =
-            IntCounterVec::new(Opts::new("bus_consumed_total", "Messages consumed and committed"), &["topic", "group"])?;
-        let outbox_pending = IntGaugeVec::new(Opts::new("outbox_pending", "Outbox events not yet published"), &["store"])?;
+        let bus_consumed = IntCounterVec::new(
+            Opts::new("bus_consumed_total", "Messages consumed and committed"),
+            &["topic", "group"],
+        )?;
+        let outbox_pending =
+            IntGaugeVec::new(Opts::new("outbox_pending", "Outbox events not yet published"), &["store"])?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(grpc_requests.clone()))?;

@@ -17,7 +17,10 @@ pub fn grpc(log: Arc<AuditLog>) -> spid_server::grpc::GrpcServer {
     routes.add_service(pb::audit_query_server::AuditQueryServer::new(Api(log)));
     spid_server::grpc::GrpcServer::new(
         routes,
-        vec![pb::audit_ingest_server::AuditIngestServer::<Api>::NAME, pb::audit_query_server::AuditQueryServer::<Api>::NAME],
+        vec![
+            pb::audit_ingest_server::AuditIngestServer::<Api>::NAME,
+            pb::audit_query_server::AuditQueryServer::<Api>::NAME,
+        ],
     )
 }
 

@@ -49,7 +49,10 @@ pub fn validate(event: &Envelope) -> Result<ValidEvent<'_>, ServiceError> {
     }
     let type_ok = !event.r#type.is_empty()
         && event.r#type.len() <= 100
-        && event.r#type.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
+        && event
+            .r#type
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
     if !type_ok {
         return Err(ServiceError::invalid("event.type_invalid", "type must be a dotted lower-case name"));
     }
@@ -105,7 +108,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = log(dir.path()).await;
         let clock = spid_types::SystemClock;
-        let a = EventBuilder::new("identity-manager", "identity.suspended", "LPDA0000000001", &clock).reason("theft").build();
+        let a = EventBuilder::new("identity-manager", "identity.suspended", "LPDA0000000001", &clock)
+            .reason("theft")
+            .build();
         let b = EventBuilder::new("notification", "notification.delivered", "m-1", &clock).build();
         let (seq_a, new_a) = log.record(&a).await.unwrap();
         let (seq_again, new_again) = log.record(&a).await.unwrap();
@@ -121,7 +126,8 @@ mod tests {
         assert_eq!(all.iter().map(|r| r.sequence).collect::<Vec<_>>(), vec![seq_a, seq_b]);
         let after = log.search(&Query { after_sequence: seq_a, ..Query::default() }).await.unwrap();
         assert_eq!(after.len(), 1);
-        let by_type = log.search(&Query { event_type: "notification.delivered".into(), ..Query::default() }).await.unwrap();
+        let by_type =
+            log.search(&Query { event_type: "notification.delivered".into(), ..Query::default() }).await.unwrap();
         assert_eq!(by_type[0].event.event_id, b.event_id);
     }
 

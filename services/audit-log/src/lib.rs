@@ -33,7 +33,8 @@ pub async fn run(_config: &Config, deps: Deps, shutdown: CancellationToken) -> R
     migrate(&deps.db).await?;
     let log = Arc::new(AuditLog::new(store::Store::new(deps.db.clone()), deps.clock.clone()));
     let health = Health::new().with(DbCheck(deps.db.clone())).with(BusCheck(deps.bus.clone()));
-    let relay = spid_events::OutboxRelay::new(deps.db.clone(), deps.bus.clone(), deps.metrics.clone(), SERVICE.as_str());
+    let relay =
+        spid_events::OutboxRelay::new(deps.db.clone(), deps.bus.clone(), deps.metrics.clone(), SERVICE.as_str());
     let consumer = spid_events::run_consumer(
         deps.bus.clone(),
         CONSUMER_GROUP.to_owned(),

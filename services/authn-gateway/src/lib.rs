@@ -35,9 +35,10 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
         let ch = channel(&setting, config.service(peer).grpc_url.as_str()).map_err(RunError::new)?;
         health = health.with(PeerCheck { name: peer.as_str().to_owned(), channel: ch });
     }
-    let notification =
-        channel("notification.grpc_url", config.service(ServiceName::Notification).grpc_url.as_str()).map_err(RunError::new)?;
-    let relay = spid_events::OutboxRelay::new(deps.db.clone(), deps.bus.clone(), deps.metrics.clone(), SERVICE.as_str());
+    let notification = channel("notification.grpc_url", config.service(ServiceName::Notification).grpc_url.as_str())
+        .map_err(RunError::new)?;
+    let relay =
+        spid_events::OutboxRelay::new(deps.db.clone(), deps.bus.clone(), deps.metrics.clone(), SERVICE.as_str());
     let routes = dev::routes(config.is_dev().then(|| spid_server::grpc::peer(notification)));
     let parts = spid_server::host::ServiceParts {
         common: spid_server::http::Common { service: SERVICE.as_str(), health, metrics: deps.metrics.clone() },

@@ -110,9 +110,8 @@ fn sources(global: &Global, extra: Vec<(String, String)>) -> Result<Sources, Fai
         }
     }
     for pair in &global.set {
-        let (k, v) = pair
-            .split_once('=')
-            .ok_or_else(|| Failure::Config(format!("--set {pair}: expected section.key=value")))?;
+        let (k, v) =
+            pair.split_once('=').ok_or_else(|| Failure::Config(format!("--set {pair}: expected section.key=value")))?;
         overrides.push((k.trim().to_owned(), v.to_owned()));
     }
     overrides.extend(extra);

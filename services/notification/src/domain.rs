@@ -56,7 +56,9 @@ impl Locale {
         match s {
             "" | "it" => Ok(Locale::It),
             "en" => Ok(Locale::En),
-            other => Err(ServiceError::invalid("locale.unsupported", format!("unsupported locale \"{other}\" (it, en)"))),
+            other => {
+                Err(ServiceError::invalid("locale.unsupported", format!("unsupported locale \"{other}\" (it, en)")))
+            }
         }
     }
 }
@@ -103,8 +105,9 @@ impl Notifier {
         let channel = req.channel.ok_or_else(|| ServiceError::invalid("channel.missing", "channel is required"))?;
         validate_recipient(channel, &req.recipient)?;
         let locale = Locale::parse(&req.locale)?;
-        let required = Templates::required_keys(&req.template)
-            .ok_or_else(|| ServiceError::invalid("template.unknown", format!("unknown template \"{}\"", req.template)))?;
+        let required = Templates::required_keys(&req.template).ok_or_else(|| {
+            ServiceError::invalid("template.unknown", format!("unknown template \"{}\"", req.template))
+        })?;
         for key in required {
             match req.data.get(*key) {
                 Some(v) if !v.is_empty() && v.len() <= MAX_DATA_VALUE => {}
@@ -115,7 +118,10 @@ impl Notifier {
             }
         }
         if req.idempotency_key.len() > MAX_KEY || req.subject_id.len() > MAX_KEY {
-            return Err(ServiceError::invalid("key.too_long", "idempotency_key and subject_id are at most 128 characters"));
+            return Err(ServiceError::invalid(
+                "key.too_long",
+                "idempotency_key and subject_id are at most 128 characters",
+            ));
         }
         if !self.dev_outbox {
             return Err(ServiceError::new(
@@ -181,7 +187,8 @@ fn validate_recipient(channel: Channel, recipient: &str) -> Result<(), ServiceEr
     if ok {
         Ok(())
     } else {
-        let expected = if channel == Channel::Sms { "a mobile number in E.164 form (+39...)" } else { "an e-mail address" };
+        let expected =
+            if channel == Channel::Sms { "a mobile number in E.164 form (+39...)" } else { "an e-mail address" };
         Err(ServiceError::invalid("recipient.invalid", format!("recipient must be {expected}")))
     }
 }
@@ -205,7 +212,8 @@ fn is_email(s: &str) -> bool {
 }
 
 fn is_e164(s: &str) -> bool {
-    s.strip_prefix('+').is_some_and(|digits| (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()))
+    s.strip_prefix('+')
+        .is_some_and(|digits| (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]

@@ -32,14 +32,12 @@ pub async fn migrate(db: &spid_db::Db) -> Result<(), spid_db::DbError> {
 /// Runs the service until `shutdown`.
 pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Result<(), RunError> {
     migrate(&deps.db).await?;
-    let relay = spid_events::OutboxRelay::new(deps.db.clone(), deps.bus.clone(), deps.metrics.clone(), SERVICE.as_str());
-    let notifier = Arc::new(Notifier::new(
-        store::Store::new(deps.db.clone()),
-        deps.clock.clone(),
-        relay.clone(),
-        config.is_dev(),
-    )
-    .map_err(RunError::new)?);
+    let relay =
+        spid_events::OutboxRelay::new(deps.db.clone(), deps.bus.clone(), deps.metrics.clone(), SERVICE.as_str());
+    let notifier = Arc::new(
+        Notifier::new(store::Store::new(deps.db.clone()), deps.clock.clone(), relay.clone(), config.is_dev())
+            .map_err(RunError::new)?,
+    );
     let health = Health::new()
         .with(DbCheck(deps.db.clone()))
         .with(BusCheck(deps.bus.clone()))

@@ -31,8 +31,9 @@ impl Templates {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         for (name, source) in SOURCES {
-            let (subject, body) =
-                source.split_once("\n---\n").ok_or_else(|| format!("template {name}: no '---' line after the subject"))?;
+            let (subject, body) = source
+                .split_once("\n---\n")
+                .ok_or_else(|| format!("template {name}: no '---' line after the subject"))?;
             env.add_template_owned(format!("{name}.subject"), subject.to_owned())
                 .map_err(|e| format!("template {name}: {e}"))?;
             env.add_template_owned(format!("{name}.body"), body.to_owned())

@@ -19,7 +19,8 @@ pub async fn migrate(db: &spid_db::Db) -> Result<(), spid_db::DbError> {
 
 pub async fn run(_config: &Config, deps: Deps, shutdown: CancellationToken) -> Result<(), RunError> {
     migrate(&deps.db).await?;
-    let relay = spid_events::OutboxRelay::new(deps.db.clone(), deps.bus.clone(), deps.metrics.clone(), SERVICE.as_str());
+    let relay =
+        spid_events::OutboxRelay::new(deps.db.clone(), deps.bus.clone(), deps.metrics.clone(), SERVICE.as_str());
     let health = Health::new()
         .with(DbCheck(deps.db.clone()))
         .with(BusCheck(deps.bus.clone()))
