@@ -11,9 +11,8 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use spid_types::ServiceName;
@@ -52,54 +51,79 @@ pub async fn postgres_database(prefix: &str) -> String {
         .unwrap_or_else(|e| panic!("cannot create a test database (is PostgreSQL running?): {e}"))
 }
 
-/// The Kafka-protocol broker of a test: librdkafka's mock cluster in its own
-/// process (`mock-kafka`), which can be taken down and up again.
+/// The Kafka-protocol broker of a test: a tansu process of its own on a
+/// free loopback port, with durable (SQLite-compatible) storage in a
+/// temporary directory, so that it can crash and come back with its data.
+///
+/// The binary is `SPID_TANSU_BIN` (`make test` builds it once into the cargo
+/// home: `deploy/dev/install-tansu.sh`).
 pub struct Broker {
     pub bootstrap: String,
-    child: Child,
-    stdin: ChildStdin,
-    replies: BufReader<std::process::ChildStdout>,
+    child: Option<Child>,
+    port: u16,
+    storage: tempfile::TempDir,
+    log: PathBuf,
+}
+
+fn tansu_bin() -> PathBuf {
+    match std::env::var_os("SPID_TANSU_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => panic!("SPID_TANSU_BIN is not set: run the suite with `make test` (it builds the tansu broker once)"),
+    }
 }
 
 impl Broker {
     pub fn start() -> Self {
-        let mut child = Command::new(bin("mock-kafka"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start mock-kafka");
-        let stdin = child.stdin.take().expect("stdin");
-        let mut replies = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        replies.read_line(&mut line).expect("bootstrap line");
-        let bootstrap = line.trim().strip_prefix("bootstrap=").expect("bootstrap= line").to_owned();
-        Self { bootstrap, child, stdin, replies }
+        let storage = tempfile::tempdir().expect("broker storage");
+        let port = free_port();
+        let log = storage.path().join("tansu.log");
+        let mut broker = Self { bootstrap: format!("127.0.0.1:{port}"), child: None, port, storage, log };
+        broker.up();
+        broker
     }
 
-    fn command(&mut self, cmd: &str) {
-        writeln!(self.stdin, "{cmd}").expect("send command");
-        self.stdin.flush().expect("flush");
-        let mut line = String::new();
-        self.replies.read_line(&mut line).expect("reply");
-        assert_eq!(line.trim(), format!("ok {cmd}"));
-    }
-
-    /// The broker drops its connections and refuses new ones.
+    /// The broker crashes (SIGKILL): connections drop, new ones are refused.
     pub fn down(&mut self) {
-        self.command("down");
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
+    /// Starts (or restarts) the broker on the same port and storage, and
+    /// waits until it accepts connections.
     pub fn up(&mut self) {
-        self.command("up");
+        assert!(self.child.is_none(), "broker already running");
+        let listener = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("broker log");
+        let child = Command::new(tansu_bin())
+            .arg("broker")
+            .args(["--listener-url", &listener, "--advertised-listener-url", &listener])
+            .arg("--storage-engine")
+            .arg(format!("sqlite://{}", self.storage.path().join("tansu.db").display()))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start tansu");
+        self.child = Some(child);
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(30), "tansu did not listen within 30 s:\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "exit");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.down();
     }
 }
 

@@ -119,7 +119,18 @@ async fn an_outbox_event_crosses_processes_over_kafka() {
     let mut notifications = NotificationsClient::connect(s.ports.grpc_url(ServiceName::Notification)).await.unwrap();
     let mut audit = AuditQueryClient::connect(s.ports.grpc_url(ServiceName::AuditLog)).await.unwrap();
 
-    let id = send(&mut notifications, 1).await;
+    // The caller's W3C trace context travels with the request into the
+    // event, across the bus.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut request = tonic::Request::new(SendRequest {
+        channel: Channel::Email as i32,
+        recipient: "mario.rossi@example.it".into(),
+        template: "contact-verification".into(),
+        data: [("code".to_owned(), "123456".to_owned())].into(),
+        ..Default::default()
+    });
+    request.metadata_mut().insert("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01").parse().unwrap());
+    let id = notifications.send(request).await.unwrap().into_inner().message_id;
     let seen = wait_for_all(&s, &mut audit, std::slice::from_ref(&id)).await;
     assert_eq!(seen.get(&id), Some(&1));
 
@@ -135,7 +146,9 @@ async fn an_outbox_event_crosses_processes_over_kafka() {
     let payload: spid_proto::events::v1::NotificationDelivered =
         spid_events::envelope::payload_of(&event).expect("a NotificationDelivered payload");
     assert_eq!(payload.message_id, id);
-    assert_eq!(payload.recipient, "+393331234567");
+    assert_eq!(payload.recipient, "mario.rossi@example.it");
+    let traceparent = event.trace.unwrap().traceparent;
+    assert!(traceparent.starts_with(&format!("00-{trace_id}-")), "trace context lost: {traceparent}");
     assert_eq!(payload.content_sha256.len(), 64, "a digest of the content, not the content (the code stays out)");
     drop(s);
 }
