@@ -48,6 +48,7 @@ async fn unreachable_dependencies_and_bad_settings_fail_fast_with_one_line() {
     ]));
     assert_clean_failure(code, &err, "database.url");
     assert!(last_line(&err).contains("cannot connect"), "{err}");
+    assert_eq!(err.lines().count(), 1, "exactly one line: {err}");
 
     // Unreachable broker.
     let (code, _, err) = run(with(&[
@@ -57,6 +58,7 @@ async fn unreachable_dependencies_and_bad_settings_fail_fast_with_one_line() {
         ("IDP__CACHE__URL", &redis),
     ]));
     assert_clean_failure(code, &err, "bus.brokers");
+    assert_eq!(err.lines().count(), 1, "exactly one line: {err}");
 
     // Unreachable Redis.
     let (code, _, err) = run(with(&[

@@ -60,7 +60,12 @@ async fn pipeline(dir: &std::path::Path) -> (f64, f64) {
         let id = format!("id-{i}");
         let event = EventBuilder::new("bench", "bench.changed", &id, &clock).build();
         let mut tx = db.pool().begin().await.unwrap();
-        sqlx::query("INSERT INTO state (id, body) VALUES ($1, $2)").bind(&id).bind(&body).execute(&mut *tx).await.unwrap();
+        sqlx::query("INSERT INTO state (id, body) VALUES ($1, $2)")
+            .bind(&id)
+            .bind(&body)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
         spid_events::outbox::enqueue(&mut tx, "bench", &event).await.unwrap();
         tx.commit().await.unwrap();
     }
@@ -96,5 +101,8 @@ fn main() {
     println!("event pipeline, embedded backends (SQLite), {EVENTS} events");
     println!("  reference: bare single-row transactions     {reference:>9.0} /s");
     println!("  state change + outbox row, one transaction  {write:>9.0} /s  ({:.2} × reference)", write / reference);
-    println!("  relay → bus → consume + inbox + commit      {deliver:>9.0} /s  ({:.2} × reference)", deliver / reference);
+    println!(
+        "  relay → bus → consume + inbox + commit      {deliver:>9.0} /s  ({:.2} × reference)",
+        deliver / reference
+    );
 }

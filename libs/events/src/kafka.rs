@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
@@ -18,7 +17,7 @@ use crate::bus::{BusError, Delivery, EventBus, OutgoingMessage, Subscription};
 /// See the module documentation.
 pub struct KafkaBus {
     base: ClientConfig,
-    producer: FutureProducer,
+    producer: FutureProducer<Logged>,
     timeout: Duration,
     brokers: String,
 }
@@ -42,21 +41,17 @@ impl KafkaBus {
         for (k, v) in properties {
             base.set(k, v);
         }
-        let producer: FutureProducer = base
+        probe(&base, brokers, timeout).await?;
+        let producer: FutureProducer<Logged> = base
             .clone()
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
             .set("partitioner", "murmur2_random")
             .set("message.timeout.ms", timeout.as_millis().to_string())
-            .create()
+            .create_with_context(Logged::default())
             .map_err(|e| BusError::Setup { setting: "bus.properties".into(), message: e.to_string() })?;
-        let bus = Self { base, producer, timeout, brokers: brokers.to_owned() };
-        bus.check().await.map_err(|e| BusError::Setup {
-            setting: "bus.brokers".into(),
-            message: format!("cannot reach Kafka at {brokers}: {e}"),
-        })?;
-        Ok(bus)
+        Ok(Self { base, producer, timeout, brokers: brokers.to_owned() })
     }
 
     /// Creates the topics that do not exist yet.
@@ -76,8 +71,8 @@ impl KafkaBus {
         if topics.is_empty() {
             return Ok(());
         }
-        let admin: AdminClient<DefaultClientContext> =
-            self.base.create().map_err(|e| BusError::Other(e.to_string()))?;
+        let admin: AdminClient<Logged> =
+            self.base.create_with_context(Logged::default()).map_err(|e| BusError::Other(e.to_string()))?;
         let new: Vec<NewTopic<'_>> =
             topics.iter().map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(-1))).collect();
         let options = AdminOptions::new().operation_timeout(Some(self.timeout)).request_timeout(Some(self.timeout));
@@ -93,6 +88,70 @@ impl KafkaBus {
         }
         Ok(())
     }
+}
+
+/// A client context that keeps librdkafka quiet: the start-up probe reports
+/// its outcome in one line instead of librdkafka's retries.
+struct Quiet;
+
+impl rdkafka::ClientContext for Quiet {
+    fn log(&self, _: rdkafka::config::RDKafkaLogLevel, _: &str, _: &str) {}
+    fn error(&self, _: rdkafka::error::KafkaError, _: &str) {}
+}
+
+impl rdkafka::consumer::ConsumerContext for Quiet {}
+
+/// The context of the long-lived clients: librdkafka reports the same
+/// broker error many times a second during an outage; log it at most once
+/// every 10 seconds per kind, as a warning (the clients recover by
+/// themselves; the outbox keeps what could not be published).
+#[derive(Default)]
+pub struct Logged {
+    last: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+impl Logged {
+    fn should_log(&self, kind: &str) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        match last.get(kind) {
+            Some(t) if now.duration_since(*t) < Duration::from_secs(10) => false,
+            _ => {
+                last.insert(kind.to_owned(), now);
+                true
+            }
+        }
+    }
+}
+
+impl rdkafka::ClientContext for Logged {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        if matches!(level, L::Emerg | L::Alert | L::Critical | L::Error | L::Warning) && self.should_log(fac) {
+            tracing::warn!(facility = fac, "librdkafka: {message}");
+        }
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        let kind = format!("{:?}", error.rdkafka_error_code());
+        if self.should_log(&kind) {
+            tracing::warn!(%error, "kafka: {reason}");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for Logged {}
+
+/// Checks that the brokers answer a metadata request within `timeout`.
+async fn probe(base: &ClientConfig, brokers: &str, timeout: Duration) -> Result<(), BusError> {
+    let setup = |message: String| BusError::Setup { setting: "bus.brokers".into(), message };
+    let client: rdkafka::consumer::BaseConsumer<Quiet> = base
+        .create_with_context(Quiet)
+        .map_err(|e| BusError::Setup { setting: "bus.properties".into(), message: e.to_string() })?;
+    tokio::task::spawn_blocking(move || client.fetch_metadata(None, timeout).map(|_| ()))
+        .await
+        .map_err(|e| setup(e.to_string()))?
+        .map_err(|e| setup(format!("cannot reach Kafka at {brokers}: {e}")))
 }
 
 #[async_trait]
@@ -111,7 +170,7 @@ impl EventBus for KafkaBus {
     }
 
     async fn subscribe(&self, group: &str, topics: &[&str]) -> Result<Box<dyn Subscription>, BusError> {
-        let consumer: StreamConsumer = self
+        let consumer: StreamConsumer<Logged> = self
             .base
             .clone()
             .set("group.id", group)
@@ -121,7 +180,7 @@ impl EventBus for KafkaBus {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("partition.assignment.strategy", "cooperative-sticky")
-            .create()
+            .create_with_context(Logged::default())
             .map_err(|e| BusError::Other(e.to_string()))?;
         consumer.subscribe(topics).map_err(|e| BusError::Other(e.to_string()))?;
         Ok(Box::new(KafkaSubscription { consumer }))
@@ -142,7 +201,7 @@ impl EventBus for KafkaBus {
 }
 
 struct KafkaSubscription {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<Logged>,
 }
 
 #[async_trait]
