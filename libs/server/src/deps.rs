@@ -20,6 +20,28 @@ pub struct Deps {
     pub listeners: Listeners,
 }
 
+impl Deps {
+    /// Readiness checks of the dependencies every service has: database,
+    /// bus and cache. Services add their peers.
+    pub fn health(&self) -> crate::health::Health {
+        use crate::health::{BusCheck, CacheCheck, DbCheck, Health};
+        Health::new()
+            .with(DbCheck(self.db.clone()))
+            .with(BusCheck(self.bus.clone()))
+            .with(CacheCheck(self.cache.clone()))
+    }
+
+    /// The relay publishing this service's outbox.
+    pub fn relay(&self, service: spid_types::ServiceName) -> spid_events::OutboxRelay {
+        spid_events::OutboxRelay::new(self.db.clone(), self.bus.clone(), self.metrics.clone(), service.as_str())
+    }
+
+    /// The common HTTP parts (health, metrics) of `service`.
+    pub fn http_common(&self, service: spid_types::ServiceName, health: crate::health::Health) -> crate::http::Common {
+        crate::http::Common { service: service.as_str(), health, metrics: self.metrics.clone() }
+    }
+}
+
 pub struct Listeners {
     pub http: TcpListener,
     pub grpc: TcpListener,

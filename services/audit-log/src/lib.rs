@@ -32,9 +32,10 @@ pub async fn migrate(db: &spid_db::Db) -> Result<(), spid_db::DbError> {
 pub async fn run(_config: &Config, deps: Deps, shutdown: CancellationToken) -> Result<(), RunError> {
     migrate(&deps.db).await?;
     let log = Arc::new(AuditLog::new(store::Store::new(deps.db.clone()), deps.clock.clone()));
+    // audit-log keeps nothing in the cache: its readiness is its database
+    // and the bus.
     let health = Health::new().with(DbCheck(deps.db.clone())).with(BusCheck(deps.bus.clone()));
-    let relay =
-        spid_events::OutboxRelay::new(deps.db.clone(), deps.bus.clone(), deps.metrics.clone(), SERVICE.as_str());
+    let relay = deps.relay(SERVICE);
     let consumer = spid_events::run_consumer(
         deps.bus.clone(),
         CONSUMER_GROUP.to_owned(),
@@ -44,11 +45,11 @@ pub async fn run(_config: &Config, deps: Deps, shutdown: CancellationToken) -> R
         shutdown.clone(),
     );
     let parts = spid_server::host::ServiceParts {
-        common: spid_server::http::Common { service: SERVICE.as_str(), health, metrics: deps.metrics.clone() },
-        listeners: deps.listeners,
+        common: deps.http_common(SERVICE, health),
         http_routes: |_: &mut actix_web::web::ServiceConfig| {},
         grpc: api::grpc(log),
         background: vec![Box::pin(relay.run(shutdown.clone())), Box::pin(consumer)],
+        listeners: deps.listeners,
     };
     spid_server::host::serve(parts, shutdown).await
 }

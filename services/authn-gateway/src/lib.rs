@@ -11,7 +11,7 @@ mod dev;
 
 use spid_config::Config;
 use spid_server::grpc::channel;
-use spid_server::health::{BusCheck, CacheCheck, DbCheck, Health, PeerCheck};
+use spid_server::health::PeerCheck;
 use spid_server::{CancellationToken, Deps, RunError};
 use spid_types::ServiceName;
 
@@ -26,10 +26,7 @@ pub async fn migrate(db: &spid_db::Db) -> Result<(), spid_db::DbError> {
 
 pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Result<(), RunError> {
     migrate(&deps.db).await?;
-    let mut health = Health::new()
-        .with(DbCheck(deps.db.clone()))
-        .with(BusCheck(deps.bus.clone()))
-        .with(CacheCheck(deps.cache.clone()));
+    let mut health = deps.health();
     for peer in PEERS {
         let setting = format!("{}.grpc_url", peer.key());
         let ch = channel(&setting, config.service(peer).grpc_url.as_str()).map_err(RunError::new)?;
@@ -41,11 +38,11 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
         spid_events::OutboxRelay::new(deps.db.clone(), deps.bus.clone(), deps.metrics.clone(), SERVICE.as_str());
     let routes = dev::routes(config.is_dev().then(|| spid_server::grpc::peer(notification)));
     let parts = spid_server::host::ServiceParts {
-        common: spid_server::http::Common { service: SERVICE.as_str(), health, metrics: deps.metrics.clone() },
-        listeners: deps.listeners,
+        common: deps.http_common(SERVICE, health),
         http_routes: routes,
         grpc: spid_server::grpc::GrpcServer::new(tonic::service::RoutesBuilder::default(), vec![]),
         background: vec![Box::pin(relay.run(shutdown.clone()))],
+        listeners: deps.listeners,
     };
     spid_server::host::serve(parts, shutdown).await
 }

@@ -13,7 +13,6 @@ mod templates;
 use std::sync::Arc;
 
 use spid_config::Config;
-use spid_server::health::{BusCheck, CacheCheck, DbCheck, Health};
 use spid_server::{CancellationToken, Deps, RunError};
 use spid_types::ServiceName;
 
@@ -38,16 +37,12 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
         Notifier::new(store::Store::new(deps.db.clone()), deps.clock.clone(), relay.clone(), config.is_dev())
             .map_err(RunError::new)?,
     );
-    let health = Health::new()
-        .with(DbCheck(deps.db.clone()))
-        .with(BusCheck(deps.bus.clone()))
-        .with(CacheCheck(deps.cache.clone()));
     let parts = spid_server::host::ServiceParts {
-        common: spid_server::http::Common { service: SERVICE.as_str(), health, metrics: deps.metrics.clone() },
-        listeners: deps.listeners,
+        common: deps.http_common(SERVICE, deps.health()),
         http_routes: api::http_routes(notifier.clone()),
         grpc: api::grpc(notifier),
         background: vec![Box::pin(relay.run(shutdown.clone()))],
+        listeners: deps.listeners,
     };
     spid_server::host::serve(parts, shutdown).await
 }

@@ -7,7 +7,6 @@
 //! come with their issue.
 
 use spid_config::Config;
-use spid_server::health::{BusCheck, CacheCheck, DbCheck, Health};
 use spid_server::{CancellationToken, Deps, RunError};
 use spid_types::ServiceName;
 
@@ -19,18 +18,13 @@ pub async fn migrate(db: &spid_db::Db) -> Result<(), spid_db::DbError> {
 
 pub async fn run(_config: &Config, deps: Deps, shutdown: CancellationToken) -> Result<(), RunError> {
     migrate(&deps.db).await?;
-    let relay =
-        spid_events::OutboxRelay::new(deps.db.clone(), deps.bus.clone(), deps.metrics.clone(), SERVICE.as_str());
-    let health = Health::new()
-        .with(DbCheck(deps.db.clone()))
-        .with(BusCheck(deps.bus.clone()))
-        .with(CacheCheck(deps.cache.clone()));
+    let relay = deps.relay(SERVICE);
     let parts = spid_server::host::ServiceParts {
-        common: spid_server::http::Common { service: SERVICE.as_str(), health, metrics: deps.metrics.clone() },
-        listeners: deps.listeners,
+        common: deps.http_common(SERVICE, deps.health()),
         http_routes: |_: &mut actix_web::web::ServiceConfig| {},
         grpc: spid_server::grpc::GrpcServer::new(tonic::service::RoutesBuilder::default(), vec![]),
         background: vec![Box::pin(relay.run(shutdown.clone()))],
+        listeners: deps.listeners,
     };
     spid_server::host::serve(parts, shutdown).await
 }
