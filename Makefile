@@ -35,7 +35,7 @@ test-unit:
 	env -u SPID_TEST_DATABASE_URL $(TEST_RUN) --workspace --exclude integration-tests
 
 test-unit-postgres:
-	$(TEST_RUN) -p spid-events -p spid-db -p notification -p audit-log
+	$(TEST_RUN) -p notification -p audit-log
 
 test-integration:
 	SPID_TANSU_BIN=$$(deploy/dev/install-tansu.sh) $(TEST_RUN) -p integration-tests

@@ -97,3 +97,32 @@ async fn unreachable_dependencies_and_bad_settings_fail_fast_with_one_line() {
     ]));
     assert_clean_failure(code, &err, "audit_log.http_listen");
 }
+
+#[tokio::test]
+async fn migrate_applies_every_service_schema_and_is_idempotent() {
+    let mut env: Vec<(String, String)> = vec![("IDP__PUBLIC_URL".into(), "https://idp.example.it".into())];
+    for name in spid_types::ServiceName::ALL {
+        env.push((format!("IDP__{}__DATABASE_URL", name.key().to_uppercase()), postgres_database(name.key()).await));
+    }
+    // Migrations need no broker and no cache.
+    env.push(("IDP__BUS__BROKERS".into(), "127.0.0.1:1".into()));
+    env.push(("IDP__CACHE__URL".into(), "redis://127.0.0.1:1".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    for _ in 0..2 {
+        let (code, out, err) = run_idp(&["migrate", "--all"], &env, Duration::from_secs(60));
+        assert_eq!(code, Some(0), "{out}\n{err}");
+        for name in spid_types::ServiceName::ALL {
+            assert!(out.contains(&format!("{name}: migrations applied")), "{out}");
+        }
+    }
+    let (code, _, err) = run_idp(
+        &["migrate", "--service", "audit-log"],
+        &[
+            ("IDP__PUBLIC_URL", "https://idp.example.it"),
+            ("IDP__BUS__BROKERS", "k:9092"),
+            ("IDP__CACHE__URL", "redis://r:6379"),
+        ],
+        Duration::from_secs(30),
+    );
+    assert_clean_failure(code, &err, "audit_log.database_url");
+}

@@ -64,7 +64,6 @@ pub enum CacheConfig {
 #[derive(Debug, Clone)]
 pub struct DevConfig {
     pub data_dir: PathBuf,
-    pub seed_demo: bool,
 }
 
 /// Where one service listens, how the others reach it and where its data is.
@@ -239,7 +238,7 @@ impl Settings {
             telemetry: TelemetryConfig { log_format, log_level: telemetry.log_level, otlp_endpoint },
             bus,
             cache,
-            dev: DevConfig { data_dir, seed_demo: dev.seed_demo && is_dev },
+            dev: DevConfig { data_dir },
             database_max_connections: database.max_connections,
             database_connect_timeout_secs: database.connect_timeout_secs,
             services,

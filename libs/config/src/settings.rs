@@ -108,13 +108,11 @@ impl Default for TelemetrySettings {
 pub struct DevSettings {
     /// Where the development mode keeps its SQLite files and keys.
     pub data_dir: String,
-    /// Create demo holders at start (development only).
-    pub seed_demo: bool,
 }
 
 impl Default for DevSettings {
     fn default() -> Self {
-        Self { data_dir: "./var".into(), seed_demo: true }
+        Self { data_dir: "./var".into() }
     }
 }
 

@@ -28,8 +28,7 @@ pub trait MessageHandler: Send + Sync {
     async fn handle(&self, delivery: &Delivery) -> Result<(), HandlerError>;
 }
 
-/// Suffix of the topic where poison messages are kept for operators.
-pub const DEAD_LETTER_SUFFIX: &str = ".dead-letter";
+pub use spid_types::topics::DEAD_LETTER_SUFFIX;
 
 /// Consumes `topics` as member of `group` until `shutdown`. Subscription
 /// failures are retried: the loop only ends on shutdown.

@@ -8,7 +8,6 @@ pub struct Metrics {
     registry: Registry,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
-    pub grpc_requests: IntCounterVec,
     pub bus_published: IntCounterVec,
     pub bus_consumed: IntCounterVec,
     pub outbox_pending: IntGaugeVec,
@@ -33,10 +32,6 @@ impl Metrics {
             HistogramOpts::new("http_request_duration_seconds", "HTTP request latency"),
             &["method", "route"],
         )?;
-        let grpc_requests = IntCounterVec::new(
-            Opts::new("grpc_requests_total", "gRPC requests by method and code"),
-            &["method", "code"],
-        )?;
         let bus_published = IntCounterVec::new(Opts::new("bus_published_total", "Messages published"), &["topic"])?;
         let bus_consumed = IntCounterVec::new(
             Opts::new("bus_consumed_total", "Messages consumed and committed"),
@@ -46,11 +41,10 @@ impl Metrics {
             IntGaugeVec::new(Opts::new("outbox_pending", "Outbox events not yet published"), &["store"])?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
-        registry.register(Box::new(grpc_requests.clone()))?;
         registry.register(Box::new(bus_published.clone()))?;
         registry.register(Box::new(bus_consumed.clone()))?;
         registry.register(Box::new(outbox_pending.clone()))?;
-        Ok(Self { registry, http_requests, http_duration, grpc_requests, bus_published, bus_consumed, outbox_pending })
+        Ok(Self { registry, http_requests, http_duration, bus_published, bus_consumed, outbox_pending })
     }
 
     pub fn registry(&self) -> &Registry {

@@ -78,6 +78,13 @@ pub mod topics {
     /// Asynchronous notification requests.
     pub const NOTIFICATION: &str = "spid.notification.v1";
     pub const ALL: [&str; 3] = [LIFECYCLE, AUDIT, NOTIFICATION];
+    /// Where a consumer sets aside messages it can never handle.
+    pub const DEAD_LETTER_SUFFIX: &str = ".dead-letter";
+
+    /// Every topic the suite uses, dead-letter topics included.
+    pub fn with_dead_letters() -> Vec<String> {
+        ALL.iter().flat_map(|t| [(*t).to_owned(), format!("{t}{DEAD_LETTER_SUFFIX}")]).collect()
+    }
 }
 
 #[cfg(test)]

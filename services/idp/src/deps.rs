@@ -31,7 +31,9 @@ pub async fn bus(config: &Config) -> Result<Arc<dyn EventBus>, Failure> {
             let bus = KafkaBus::connect(brokers, properties, Duration::from_secs(*timeout_secs))
                 .await
                 .map_err(|e| Failure::Run(e.to_string()))?;
-            if let Err(e) = bus.ensure_topics(&spid_types::topics::ALL).await {
+            let topics = spid_types::topics::with_dead_letters();
+            let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+            if let Err(e) = bus.ensure_topics(&topics).await {
                 // Topics may be managed by the platform team; say so and go on.
                 tracing::warn!(error = %e, "could not create topics; they must exist");
             }
