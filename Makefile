@@ -9,8 +9,10 @@ export SPID_TEST_DATABASE_URL
 NEXTEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo yes)
 ifeq ($(NEXTEST),yes)
 TEST_RUN = $(CARGO) nextest run --no-fail-fast
+TWO_AT_A_TIME = --test-threads 2
 else
 TEST_RUN = $(CARGO) test --no-fail-fast
+TWO_AT_A_TIME = -- --test-threads 2
 endif
 
 .PHONY: run build test test-unit test-unit-postgres test-integration test-env lint fmt validate-deploy bench clean
@@ -37,8 +39,9 @@ test-unit:
 test-unit-postgres:
 	$(TEST_RUN) -p notification -p audit-log
 
+# Each integration test runs several processes: two at a time on 2 cores.
 test-integration:
-	SPID_TANSU_BIN=$$(deploy/dev/install-tansu.sh) $(TEST_RUN) -p integration-tests
+	SPID_TANSU_BIN=$$(deploy/dev/install-tansu.sh) $(TEST_RUN) -p integration-tests $(TWO_AT_A_TIME)
 
 lint:
 	$(CARGO) fmt --all -- --check

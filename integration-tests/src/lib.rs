@@ -11,8 +11,9 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use spid_types::ServiceName;
@@ -51,79 +52,117 @@ pub async fn postgres_database(prefix: &str) -> String {
         .unwrap_or_else(|e| panic!("cannot create a test database (is PostgreSQL running?): {e}"))
 }
 
-/// The Kafka-protocol broker of a test: a tansu process of its own on a
-/// free loopback port, with durable (SQLite-compatible) storage in a
-/// temporary directory, so that it can crash and come back with its data.
+/// The Kafka-protocol broker of a test, in a process of its own on a free
+/// loopback port. Two kinds, each for what it is good at:
 ///
-/// The binary is `SPID_TANSU_BIN` (`make test` builds it once into the cargo
-/// home: `deploy/dev/install-tansu.sh`).
+/// - [`Broker::tansu`]: a real Kafka-protocol broker (tansu, with durable
+///   SQLite-compatible storage in a temporary directory): the suite's
+///   round trips run against it. The binary is `SPID_TANSU_BIN`, or the one
+///   `deploy/dev/install-tansu.sh` builds once into the cargo home.
+/// - [`Broker::mock`]: librdkafka's mock cluster (`mock-kafka`), for fault
+///   injection: [`Broker::down`] drops every connection and refuses new ones,
+///   [`Broker::up`] brings it back with its data.
 pub struct Broker {
     pub bootstrap: String,
-    child: Option<Child>,
-    port: u16,
-    storage: tempfile::TempDir,
-    log: PathBuf,
+    child: Child,
+    kind: BrokerKind,
 }
 
+enum BrokerKind {
+    Tansu { _storage: tempfile::TempDir, log: PathBuf },
+    Mock { stdin: ChildStdin, replies: BufReader<ChildStdout> },
+}
+
+/// `SPID_TANSU_BIN`, or what `deploy/dev/install-tansu.sh` (which builds it
+/// once into the cargo home) says.
 fn tansu_bin() -> PathBuf {
-    match std::env::var_os("SPID_TANSU_BIN") {
-        Some(p) => PathBuf::from(p),
-        None => panic!("SPID_TANSU_BIN is not set: run the suite with `make test` (it builds the tansu broker once)"),
+    if let Some(p) = std::env::var_os("SPID_TANSU_BIN") {
+        return PathBuf::from(p);
     }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/dev/install-tansu.sh");
+    let out = Command::new(&script).stderr(Stdio::inherit()).output().expect("run install-tansu.sh");
+    assert!(out.status.success(), "{} failed", script.display());
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
 impl Broker {
-    pub fn start() -> Self {
+    pub fn tansu() -> Self {
         let storage = tempfile::tempdir().expect("broker storage");
         let port = free_port();
+        let listener = format!("tcp://127.0.0.1:{port}");
         let log = storage.path().join("tansu.log");
-        let mut broker = Self { bootstrap: format!("127.0.0.1:{port}"), child: None, port, storage, log };
-        broker.up();
-        broker
-    }
-
-    /// The broker crashes (SIGKILL): connections drop, new ones are refused.
-    pub fn down(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts (or restarts) the broker on the same port and storage, and
-    /// waits until it accepts connections.
-    pub fn up(&mut self) {
-        assert!(self.child.is_none(), "broker already running");
-        let listener = format!("tcp://127.0.0.1:{}", self.port);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("broker log");
+        let log_file = std::fs::File::create(&log).expect("broker log");
         let child = Command::new(tansu_bin())
             .arg("broker")
             .args(["--listener-url", &listener, "--advertised-listener-url", &listener])
-            .arg("--storage-engine")
-            .arg(format!("sqlite://{}", self.storage.path().join("tansu.db").display()))
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(storage.path())
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
+            .stdout(log_file.try_clone().expect("log"))
+            .stderr(log_file)
             .spawn()
             .expect("start tansu");
-        self.child = Some(child);
         let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(30), "tansu did not listen within 30 s:\n{}", self.logs());
-            std::thread::sleep(Duration::from_millis(50));
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(30), "tansu did not listen within 30 s");
+            std::thread::sleep(Duration::from_millis(20));
         }
+        Self { bootstrap: format!("127.0.0.1:{port}"), child, kind: BrokerKind::Tansu { _storage: storage, log } }
+    }
+
+    pub fn mock() -> Self {
+        let mut child = Command::new(bin("mock-kafka"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start mock-kafka");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut replies = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        replies.read_line(&mut line).expect("bootstrap line");
+        let bootstrap = line.trim().strip_prefix("bootstrap=").expect("bootstrap= line").to_owned();
+        Self { bootstrap, child, kind: BrokerKind::Mock { stdin, replies } }
+    }
+
+    fn command(&mut self, cmd: &str) {
+        let BrokerKind::Mock { stdin, replies } = &mut self.kind else {
+            panic!("fault injection needs Broker::mock()");
+        };
+        writeln!(stdin, "{cmd}").expect("send command");
+        stdin.flush().expect("flush");
+        let mut line = String::new();
+        replies.read_line(&mut line).expect("reply");
+        assert_eq!(line.trim(), format!("ok {cmd}"));
+    }
+
+    /// The broker goes away: connections drop, new ones are refused.
+    pub fn down(&mut self) {
+        self.command("down");
+    }
+
+    /// The broker is back at the same address, with its data.
+    pub fn up(&mut self) {
+        self.command("up");
     }
 
     pub fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        match &self.kind {
+            BrokerKind::Tansu { log, .. } => std::fs::read_to_string(log).unwrap_or_default(),
+            BrokerKind::Mock { .. } => String::new(),
+        }
     }
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        self.down();
+        if let BrokerKind::Mock { stdin, .. } = &mut self.kind {
+            let _ = writeln!(stdin, "exit");
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

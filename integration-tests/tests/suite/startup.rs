@@ -19,7 +19,7 @@ fn assert_clean_failure(code: Option<i32>, stderr: &str, setting: &str) {
 #[tokio::test]
 async fn unreachable_dependencies_and_bad_settings_fail_fast_with_one_line() {
     let db = postgres_database("startup").await;
-    let broker = Broker::start();
+    let broker = Broker::tansu();
     let redis = redis_url();
     let grpc = format!("127.0.0.1:{}", free_port());
     let http = format!("127.0.0.1:{}", free_port());

@@ -42,13 +42,18 @@ impl KafkaBus {
             base.set(k, v);
         }
         probe(&base, brokers, timeout).await?;
-        let producer: FutureProducer<Logged> = base
-            .clone()
+        // Safe defaults first; `bus.properties` may override them.
+        let mut producer_config = ClientConfig::new();
+        producer_config
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
             .set("partitioner", "murmur2_random")
-            .set("message.timeout.ms", timeout.as_millis().to_string())
+            .set("message.timeout.ms", timeout.as_millis().to_string());
+        for (k, v) in base.config_map() {
+            producer_config.set(k, v);
+        }
+        let producer: FutureProducer<Logged> = producer_config
             .create_with_context(Logged::default())
             .map_err(|e| BusError::Setup { setting: "bus.properties".into(), message: e.to_string() })?;
         Ok(Self { base, producer, timeout, brokers: brokers.to_owned() })
@@ -170,16 +175,25 @@ impl EventBus for KafkaBus {
     }
 
     async fn subscribe(&self, group: &str, topics: &[&str]) -> Result<Box<dyn Subscription>, BusError> {
-        let consumer: StreamConsumer<Logged> = self
-            .base
-            .clone()
+        // Defaults first; `bus.properties` may tune them (not the commit
+        // discipline, which is set last).
+        let mut config = ClientConfig::new();
+        config
+            .set("auto.commit.interval.ms", "1000")
+            .set("auto.offset.reset", "earliest")
+            // A crashed member's partitions move to the others after 10 s,
+            // and a rebalance waits at most 20 s for slow members.
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "2000")
+            .set("max.poll.interval.ms", "20000");
+        for (k, v) in self.base.config_map() {
+            config.set(k, v);
+        }
+        let consumer: StreamConsumer<Logged> = config
             .set("group.id", group)
             .set("enable.auto.commit", "true")
-            .set("auto.commit.interval.ms", "1000")
             // Offsets are stored only after a message has been processed.
             .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("partition.assignment.strategy", "cooperative-sticky")
             .create_with_context(Logged::default())
             .map_err(|e| BusError::Other(e.to_string()))?;
         consumer.subscribe(topics).map_err(|e| BusError::Other(e.to_string()))?;
