@@ -59,8 +59,12 @@ impl GrpcServer {
             .build_v1();
         let mut routes = self.routes;
         routes.add_service(health_service);
-        if let Ok(r) = reflection {
-            routes.add_service(r);
+        match reflection {
+            Ok(r) => {
+                routes.add_service(r);
+            }
+            // The descriptor sets are compiled in; this is a build defect.
+            Err(e) => tracing::error!(error = %e, "gRPC reflection unavailable"),
         }
         let listener = tokio::net::TcpListener::from_std(listener)?;
         Server::builder()
