@@ -20,10 +20,7 @@ impl EventBuilder {
                 event_id: uuid::Uuid::now_v7().to_string(),
                 aggregate_id: aggregate_id.to_owned(),
                 r#type: event_type.to_owned(),
-                occurred_at: Some(prost_types::Timestamp {
-                    seconds: now.timestamp(),
-                    nanos: i32::try_from(now.timestamp_subsec_nanos()).unwrap_or(0),
-                }),
+                occurred_at: Some(spid_proto::time::to_wire(now)),
                 actor: Some(Actor { kind: actor::Kind::Service as i32, id: source.to_owned() }),
                 reason: String::new(),
                 trace: Some(TraceContext { traceparent: trace.traceparent, tracestate: trace.tracestate }),

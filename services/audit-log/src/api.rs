@@ -28,9 +28,7 @@ pub struct Api(Arc<AuditLog>);
 
 fn time_of(t: Option<prost_types::Timestamp>, field: &str) -> Result<Option<DateTime<Utc>>, Status> {
     t.map(|t| {
-        u32::try_from(t.nanos)
-            .ok()
-            .and_then(|n| DateTime::from_timestamp(t.seconds, n))
+        spid_proto::time::from_wire(&t)
             .ok_or_else(|| to_status(ServiceError::invalid("query.time_invalid", format!("{field} is out of range"))))
     })
     .transpose()
@@ -67,10 +65,7 @@ impl pb::audit_query_server::AuditQuery for Api {
                 .map(|rec| pb::Record {
                     sequence: rec.sequence,
                     event: Some(rec.event),
-                    recorded_at: Some(prost_types::Timestamp {
-                        seconds: rec.recorded_at.timestamp(),
-                        nanos: i32::try_from(rec.recorded_at.timestamp_subsec_nanos()).unwrap_or(0),
-                    }),
+                    recorded_at: Some(spid_proto::time::to_wire(rec.recorded_at)),
                 })
                 .collect(),
         }))

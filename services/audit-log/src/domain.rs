@@ -62,7 +62,7 @@ pub fn validate(event: &Envelope) -> Result<ValidEvent<'_>, ServiceError> {
     let occurred_at = event
         .occurred_at
         .as_ref()
-        .and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
+        .and_then(spid_proto::time::from_wire)
         .ok_or_else(|| ServiceError::invalid("event.time_invalid", "occurred_at is missing or out of range"))?;
     Ok(ValidEvent { event, occurred_at })
 }

@@ -46,7 +46,8 @@ async fn outbox(client: web::Data<OutboxClient>) -> HttpResponse {
                     body: e.body,
                     created_at: e
                         .created_at
-                        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
+                        .as_ref()
+                        .and_then(spid_proto::time::from_wire)
                         .map(|t| t.to_rfc3339())
                         .unwrap_or_default(),
                 })

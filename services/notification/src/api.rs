@@ -38,10 +38,6 @@ async fn dev_outbox(notifier: web::Data<Notifier>) -> Result<HttpResponse, HttpP
 
 pub struct Api(Arc<Notifier>);
 
-fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) }
-}
-
 fn channel_of(c: i32) -> Option<Channel> {
     match pb::Channel::try_from(c).ok()? {
         pb::Channel::Email => Some(Channel::Email),
@@ -79,7 +75,7 @@ impl pb::notifications_server::Notifications for Api {
             .map_err(to_status)?;
         Ok(Response::new(pb::SendResponse {
             message_id: accepted.message_id,
-            accepted_at: Some(timestamp(accepted.accepted_at)),
+            accepted_at: Some(spid_proto::time::to_wire(accepted.accepted_at)),
         }))
     }
 }
@@ -101,7 +97,7 @@ impl pb::dev_outbox_server::DevOutbox for Api {
                     recipient: e.recipient,
                     subject: e.subject,
                     body: e.body,
-                    created_at: Some(timestamp(e.created_at)),
+                    created_at: Some(spid_proto::time::to_wire(e.created_at)),
                 })
                 .collect(),
         }))
