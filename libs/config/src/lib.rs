@@ -11,9 +11,12 @@
 mod resolve;
 mod settings;
 
-pub use resolve::{BusConfig, CacheConfig, Config, DevConfig, LogFormat, Mode, ServiceEndpoints, TelemetryConfig};
+pub use resolve::{
+    AuditConfig, BusConfig, CacheConfig, Config, DevConfig, LogFormat, Mode, ServiceEndpoints, TelemetryConfig,
+};
 pub use settings::{
-    BusSettings, CacheSettings, DatabaseSettings, DevSettings, ServiceSettings, Settings, TelemetrySettings,
+    AuditSettings, BusSettings, CacheSettings, DatabaseSettings, DevSettings, ServiceSettings, Settings,
+    TelemetrySettings,
 };
 
 use figment::Figment;

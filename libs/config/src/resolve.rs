@@ -31,6 +31,7 @@ pub struct Config {
     pub dev: DevConfig,
     pub database_max_connections: u32,
     pub database_connect_timeout_secs: u64,
+    pub audit: AuditConfig,
     /// Indexed by `ServiceName as usize` (the order of `ServiceName::ALL`).
     services: [ServiceEndpoints; 5],
 }
@@ -59,6 +60,29 @@ pub enum BusConfig {
 pub enum CacheConfig {
     Redis { url: String },
     Memory,
+}
+
+/// See [`crate::AuditSettings`].
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// `None` only in production when not configured: audit-log refuses to
+    /// start then (see [`AuditConfig::keys_dir`]).
+    keys_dir: Option<PathBuf>,
+    /// Development only: create missing keys at start.
+    pub generate_keys: bool,
+    pub retention_months: u32,
+    pub evidence_retention_years: u32,
+    pub tsa_url: Option<Url>,
+    pub job_interval_secs: u64,
+}
+
+impl AuditConfig {
+    /// The audit key directory, or the error naming the setting.
+    pub fn keys_dir(&self) -> Result<&std::path::Path, ConfigError> {
+        self.keys_dir.as_deref().ok_or_else(|| {
+            ConfigError::new("audit.keys_dir", "required in production (the mounted audit key material)")
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -128,6 +152,7 @@ impl Settings {
             otp_service,
             audit_log,
             notification,
+            audit,
         } = self;
 
         let mode = match mode.as_str() {
@@ -232,7 +257,10 @@ impl Settings {
             resolve_service(ServiceName::Notification, notification, shared_db, is_dev, &data_dir)?,
         ];
 
+        let audit = resolve_audit(audit, is_dev, &data_dir)?;
+
         Ok(Config {
+            audit,
             mode,
             public_url,
             telemetry: TelemetryConfig { log_format, log_level: telemetry.log_level, otlp_endpoint },
@@ -244,6 +272,37 @@ impl Settings {
             services,
         })
     }
+}
+
+fn resolve_audit(
+    a: crate::AuditSettings,
+    is_dev: bool,
+    data_dir: &std::path::Path,
+) -> Result<AuditConfig, ConfigError> {
+    let crate::AuditSettings { keys_dir, retention_months, evidence_retention_years, tsa_url, job_interval_secs } = a;
+    let keys_dir = match keys_dir.filter(|d| !d.trim().is_empty()) {
+        Some(d) => Some(PathBuf::from(d)),
+        None if is_dev => Some(data_dir.join("keys").join("audit")),
+        None => None,
+    };
+    if retention_months < 24 {
+        return Err(ConfigError::new("audit.retention_months", "must be at least 24 (AUD-4)"));
+    }
+    if evidence_retention_years < 20 {
+        return Err(ConfigError::new("audit.evidence_retention_years", "must be at least 20 (EMI-3)"));
+    }
+    if job_interval_secs == 0 {
+        return Err(ConfigError::new("audit.job_interval_secs", "must be at least 1"));
+    }
+    let tsa_url = tsa_url.filter(|u| !u.is_empty()).map(|u| parse_http_url("audit.tsa_url", &u)).transpose()?;
+    Ok(AuditConfig {
+        keys_dir,
+        generate_keys: is_dev,
+        retention_months,
+        evidence_retention_years,
+        tsa_url,
+        job_interval_secs,
+    })
 }
 
 fn resolve_service(

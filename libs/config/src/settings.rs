@@ -20,6 +20,7 @@ pub struct Settings {
     pub otp_service: ServiceSettings,
     pub audit_log: ServiceSettings,
     pub notification: ServiceSettings,
+    pub audit: AuditSettings,
 }
 
 impl Default for Settings {
@@ -37,6 +38,7 @@ impl Default for Settings {
             otp_service: ServiceSettings::local(50053, 8082),
             audit_log: ServiceSettings::local(50054, 8083),
             notification: ServiceSettings::local(50055, 8084),
+            audit: AuditSettings::default(),
         }
     }
 }
@@ -145,5 +147,37 @@ impl ServiceSettings {
 impl Default for ServiceSettings {
     fn default() -> Self {
         Self::local(0, 0)
+    }
+}
+
+/// The audit log's keys and policies (AUD-4, EMI-3).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// Directory of the audit key material: data keys, search-index key,
+    /// signing key and certificate. Development: `<dev.data_dir>/keys/audit`,
+    /// created at first start. Production: required, never generated.
+    pub keys_dir: Option<String>,
+    /// Months the transaction registry stays online (AUD-4); at least 24.
+    pub retention_months: u32,
+    /// Years evidence references are kept after revocation or expiry
+    /// (EMI-3); at least 20.
+    pub evidence_retention_years: u32,
+    /// RFC 3161 time-stamping authority for the daily seals. Empty: the
+    /// seals are signed but not time-stamped (development: a local stamper).
+    pub tsa_url: Option<String>,
+    /// Seconds between runs of the sealing and retention jobs.
+    pub job_interval_secs: u64,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            keys_dir: None,
+            retention_months: 24,
+            evidence_retention_years: 20,
+            tsa_url: None,
+            job_interval_secs: 300,
+        }
     }
 }

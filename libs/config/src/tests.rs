@@ -122,3 +122,24 @@ fn missing_config_file_is_named() {
     let err = load(&Sources { file: Some("/nonexistent/idp.toml".into()), ..Sources::default() }).unwrap_err();
     assert_eq!(err.key, "--config");
 }
+
+#[test]
+fn audit_policies_cannot_go_below_the_rules() {
+    let dev = |k: &'static str, v: &'static str| load_with(&[("mode", "development"), (k, v)]);
+    assert_eq!(dev("audit.retention_months", "12").unwrap_err().key, "audit.retention_months");
+    assert_eq!(dev("audit.evidence_retention_years", "10").unwrap_err().key, "audit.evidence_retention_years");
+    assert_eq!(dev("audit.tsa_url", "ftp://tsa").unwrap_err().key, "audit.tsa_url");
+    let config = dev("audit.retention_months", "30").unwrap();
+    assert_eq!(config.audit.retention_months, 30);
+    assert!(config.audit.keys_dir().unwrap().ends_with("keys/audit"));
+    assert!(config.audit.generate_keys);
+
+    let production = load_with(&[
+        ("public_url", "https://idp.example.it"),
+        ("bus.brokers", "kafka:9092"),
+        ("cache.url", "redis://redis:6379"),
+    ])
+    .unwrap();
+    assert_eq!(production.audit.keys_dir().unwrap_err().key, "audit.keys_dir");
+    assert!(!production.audit.generate_keys);
+}

@@ -64,6 +64,21 @@ pub trait Subscription: Send {
     /// Records that `delivery` (and everything before it in its partition)
     /// has been processed.
     async fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError>;
+
+    /// Waits for the next message, then takes up to `max` in all of those
+    /// already received, without waiting for more. A receive error after
+    /// the first message ends the batch; the next call reports it.
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<Delivery>, BusError> {
+        let mut batch = vec![self.next().await?];
+        while batch.len() < max {
+            // A zero timeout polls `next` once: it yields what is buffered.
+            match tokio::time::timeout(std::time::Duration::ZERO, self.next()).await {
+                Ok(Ok(d)) => batch.push(d),
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        Ok(batch)
+    }
 }
 
 /// The partition of a key: a stable hash (FNV-1a), so that every producer,

@@ -1,7 +1,11 @@
-//! The consume loop: handle a message, then commit it. A failing handler is
+//! The consume loop: handle messages, then commit them. A failing handler is
 //! retried (with backoff) until it succeeds, so nothing is skipped and the
 //! partition's order is kept; a message that can never be handled (it does
 //! not decode) is set aside on the topic's dead-letter topic.
+//!
+//! Messages are taken in batches of what the client has already received
+//! (at most [`MessageHandler::max_batch`]); a handler that can store a batch
+//! in one transaction overrides [`MessageHandler::handle_batch`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +30,23 @@ pub enum HandlerError {
 #[async_trait]
 pub trait MessageHandler: Send + Sync {
     async fn handle(&self, delivery: &Delivery) -> Result<(), HandlerError>;
+
+    /// Handles `batch` in order. Returns how many leading deliveries are
+    /// done and, if it stopped early, the error of the next one. The
+    /// default handles them one at a time.
+    async fn handle_batch(&self, batch: &[Delivery]) -> (usize, Option<HandlerError>) {
+        for (done, delivery) in batch.iter().enumerate() {
+            if let Err(e) = self.handle(delivery).await {
+                return (done, Some(e));
+            }
+        }
+        (batch.len(), None)
+    }
+
+    /// The largest batch [`handle_batch`](Self::handle_batch) is given.
+    fn max_batch(&self) -> usize {
+        1
+    }
 }
 
 pub use spid_types::topics::DEAD_LETTER_SUFFIX;
@@ -55,12 +76,12 @@ pub async fn run_consumer(
         };
         let mut last_warning = None;
         loop {
-            let delivery = tokio::select! {
+            let batch = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                d = sub.next() => d,
+                b = sub.next_batch(handler.max_batch().max(1)) => b,
             };
-            let delivery = match delivery {
-                Ok(d) => d,
+            let batch = match batch {
+                Ok(b) => b,
                 Err(e) => {
                     // Client-side errors (broker down, rebalance) are
                     // reported here while the client recovers by itself:
@@ -75,46 +96,70 @@ pub async fn run_consumer(
                     continue;
                 }
             };
-            if !handle_until_done(&*bus, &*handler, &delivery, &group, &shutdown).await {
+            if !handle_until_done(&*bus, &*handler, &batch, &group, &shutdown).await {
                 return;
             }
-            if let Err(e) = sub.commit(&delivery).await {
-                // Not fatal: the message will be delivered again and the
-                // idempotent handler absorbs it.
-                tracing::warn!(%group, error = %e, "commit failed");
+            // Commit the last message of each partition: it covers those
+            // before it.
+            let mut last: Vec<&Delivery> = Vec::new();
+            for d in &batch {
+                match last.iter_mut().find(|l| l.topic == d.topic && l.partition == d.partition) {
+                    Some(l) => *l = d,
+                    None => last.push(d),
+                }
             }
-            metrics.bus_consumed.with_label_values(&[delivery.topic.as_str(), group.as_str()]).inc();
+            for d in last {
+                if let Err(e) = sub.commit(d).await {
+                    // Not fatal: the message will be delivered again and the
+                    // idempotent handler absorbs it.
+                    tracing::warn!(%group, error = %e, "commit failed");
+                }
+            }
+            for d in &batch {
+                metrics.bus_consumed.with_label_values(&[d.topic.as_str(), group.as_str()]).inc();
+            }
         }
     }
 }
 
-/// Returns false if shutdown came first.
+/// Handles every delivery of `batch`; returns false if shutdown came first.
 async fn handle_until_done(
     bus: &dyn EventBus,
     handler: &dyn MessageHandler,
-    delivery: &Delivery,
+    batch: &[Delivery],
     group: &str,
     shutdown: &CancellationToken,
 ) -> bool {
-    let span = tracing::info_span!("consume", topic = %delivery.topic, partition = delivery.partition, offset = delivery.offset, %group);
-    spid_telemetry::set_parent(&span, |k| delivery.header(k).map(str::to_owned));
+    let Some(first) = batch.first() else { return true };
+    let span = tracing::info_span!(
+        "consume", topic = %first.topic, partition = first.partition, offset = first.offset,
+        messages = batch.len(), %group
+    );
+    spid_telemetry::set_parent(&span, |k| first.header(k).map(str::to_owned));
+    let mut start = 0;
     let mut backoff = Duration::from_millis(100);
-    loop {
-        match handler.handle(delivery).instrument(span.clone()).await {
-            Ok(()) => return true,
-            Err(HandlerError::Poison(reason)) => {
-                tracing::error!(parent: &span, %reason, "poison message set aside on the dead-letter topic");
+    while start < batch.len() {
+        let (done, error) = handler.handle_batch(&batch[start..]).instrument(span.clone()).await;
+        start += done.min(batch.len() - start);
+        match error {
+            None => continue,
+            Some(HandlerError::Poison(reason)) => {
+                let Some(delivery) = batch.get(start) else { return true };
+                tracing::error!(parent: &span, %reason, offset = delivery.offset, "poison message set aside on the dead-letter topic");
                 let mut headers = delivery.headers.clone();
                 headers.push(("dead-letter-reason".into(), reason));
                 headers.push(("dead-letter-group".into(), group.to_owned()));
                 let dead = OutgoingMessage { key: delivery.key.clone(), payload: delivery.payload.clone(), headers };
                 let topic = format!("{}{DEAD_LETTER_SUFFIX}", delivery.topic);
                 match bus.publish(&topic, dead).await {
-                    Ok(()) => return true,
+                    Ok(()) => {
+                        start += 1;
+                        continue;
+                    }
                     Err(e) => tracing::warn!(parent: &span, error = %e, "dead-letter publish failed; retrying"),
                 }
             }
-            Err(HandlerError::Retry(reason)) => {
+            Some(HandlerError::Retry(reason)) => {
                 tracing::warn!(parent: &span, %reason, retry_in_ms = backoff.as_millis() as u64, "handler failed; retrying");
             }
         }
@@ -123,6 +168,7 @@ async fn handle_until_done(
         }
         backoff = (backoff * 2).min(Duration::from_secs(10));
     }
+    true
 }
 
 /// Sleeps; returns true if shutdown was requested meanwhile.

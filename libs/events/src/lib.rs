@@ -19,6 +19,7 @@ pub mod envelope;
 pub mod inbox;
 mod kafka;
 pub mod outbox;
+pub mod registry;
 
 pub use bus::{BusError, Delivery, EventBus, OutgoingMessage, Subscription};
 pub use consumer::{HandlerError, MessageHandler, run_consumer};

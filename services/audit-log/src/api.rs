@@ -1,8 +1,9 @@
-//! gRPC edge: `AuditIngest.Append`, `AuditQuery.Search`.
+//! gRPC edge: `AuditIngest`, `AuditQuery`, `AuditIntegrity`. Thin: parse,
+//! call the domain, map the answer.
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use spid_proto::audit::v1 as pb;
 use spid_server::errors::to_status;
 use spid_types::ServiceError;
@@ -10,16 +11,19 @@ use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 
 use crate::domain::{AuditLog, Query};
+use crate::store::SealRow;
 
 pub fn grpc(log: Arc<AuditLog>) -> spid_server::grpc::GrpcServer {
     let mut routes = tonic::service::RoutesBuilder::default();
     routes.add_service(pb::audit_ingest_server::AuditIngestServer::new(Api(log.clone())));
-    routes.add_service(pb::audit_query_server::AuditQueryServer::new(Api(log)));
+    routes.add_service(pb::audit_query_server::AuditQueryServer::new(Api(log.clone())));
+    routes.add_service(pb::audit_integrity_server::AuditIntegrityServer::new(Api(log)));
     spid_server::grpc::GrpcServer::new(
         routes,
         vec![
             pb::audit_ingest_server::AuditIngestServer::<Api>::NAME,
             pb::audit_query_server::AuditQueryServer::<Api>::NAME,
+            pb::audit_integrity_server::AuditIntegrityServer::<Api>::NAME,
         ],
     )
 }
@@ -32,6 +36,31 @@ fn time_of(t: Option<prost_types::Timestamp>, field: &str) -> Result<Option<Date
             .ok_or_else(|| to_status(ServiceError::invalid("query.time_invalid", format!("{field} is out of range"))))
     })
     .transpose()
+}
+
+fn seal_of(s: &SealRow) -> pb::Seal {
+    use base64::Engine;
+    pb::Seal {
+        day: s.day.clone(),
+        first_sequence: s.first_seq,
+        last_sequence: s.last_seq,
+        records: s.records,
+        chain_head: hex::encode(&s.chain),
+        digest: hex::encode(&s.digest),
+        signature: base64::engine::general_purpose::STANDARD.encode(&s.signature),
+        timestamp_authority: s.tsa.clone(),
+        sealed_at: DateTime::from_timestamp_micros(s.sealed_at).map(spid_proto::time::to_wire),
+        purged: s.purged_at.is_some(),
+    }
+}
+
+fn day_filter(value: &str, field: &str) -> Result<Option<NaiveDate>, Status> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .map(Some)
+        .map_err(|_| to_status(ServiceError::invalid("query.day_invalid", format!("{field} must be YYYY-MM-DD"))))
 }
 
 #[tonic::async_trait]
@@ -57,6 +86,11 @@ impl pb::audit_query_server::AuditQuery for Api {
             until: time_of(r.until, "until")?,
             after_sequence: r.after_sequence,
             limit: r.limit,
+            spid_code: r.spid_code,
+            service_provider: r.service_provider,
+            request_id: r.request_id,
+            response_id: r.response_id,
+            assertion_id: r.assertion_id,
         };
         let records = self.0.search(&query).await.map_err(to_status)?;
         Ok(Response::new(pb::SearchResponse {
@@ -68,6 +102,99 @@ impl pb::audit_query_server::AuditQuery for Api {
                     recorded_at: Some(spid_proto::time::to_wire(rec.recorded_at)),
                 })
                 .collect(),
+        }))
+    }
+
+    async fn list_authentications(
+        &self,
+        request: Request<pb::ListAuthenticationsRequest>,
+    ) -> Result<Response<pb::ListAuthenticationsResponse>, Status> {
+        let r = request.into_inner();
+        let found = self
+            .0
+            .authentications(&r.spid_code, time_of(r.from, "from")?, time_of(r.until, "until")?, r.limit)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ListAuthenticationsResponse {
+            authentications: found
+                .into_iter()
+                .map(|(at, a)| pb::AuthenticationEntry {
+                    at: Some(spid_proto::time::to_wire(at)),
+                    service_provider: a.service_provider,
+                    level: a.level,
+                    outcome: a.outcome,
+                    protocol: a.protocol,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn extract(&self, request: Request<pb::ExtractRequest>) -> Result<Response<pb::ExtractResponse>, Status> {
+        let r = request.into_inner();
+        let e = self
+            .0
+            .extract(&r.spid_code, time_of(r.from, "from")?, time_of(r.until, "until")?)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ExtractResponse {
+            document: e.document,
+            signature: e.signature,
+            signer_certificate: e.signer_certificate,
+            records: e.records,
+        }))
+    }
+
+    async fn list_seals(
+        &self,
+        request: Request<pb::ListSealsRequest>,
+    ) -> Result<Response<pb::ListSealsResponse>, Status> {
+        let r = request.into_inner();
+        let from = day_filter(&r.from_day, "from_day")?;
+        let until = day_filter(&r.until_day, "until_day")?;
+        let seals = self.0.seals().await.map_err(to_status)?;
+        let in_range = |s: &&SealRow| {
+            let day = NaiveDate::parse_from_str(&s.day, "%Y-%m-%d").ok();
+            from.is_none_or(|f| day.is_some_and(|d| d >= f)) && until.is_none_or(|u| day.is_some_and(|d| d <= u))
+        };
+        Ok(Response::new(pb::ListSealsResponse { seals: seals.iter().filter(in_range).map(seal_of).collect() }))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::audit_integrity_server::AuditIntegrity for Api {
+    async fn verify(&self, request: Request<pb::VerifyRequest>) -> Result<Response<pb::VerifyResponse>, Status> {
+        let r = request.into_inner();
+        let from = time_of(r.from, "from")?;
+        let until = time_of(r.until, "until")?;
+        let v = self.0.verify(from, until).await.map_err(to_status)?;
+        let (first_bad_sequence, bad_day, problem) = match &v.broken {
+            Some(b) => (b.sequence, b.day.map(|d| d.to_string()).unwrap_or_default(), b.problem.clone()),
+            None => (0, String::new(), String::new()),
+        };
+        Ok(Response::new(pb::VerifyResponse {
+            intact: v.broken.is_none(),
+            records_checked: v.records_checked,
+            first_bad_sequence,
+            problem,
+            seals_checked: v.seals_checked,
+            bad_day,
+        }))
+    }
+
+    async fn seal_days(&self, _: Request<pb::SealDaysRequest>) -> Result<Response<pb::SealDaysResponse>, Status> {
+        let sealed = self.0.seal_days().await.map_err(to_status)?;
+        Ok(Response::new(pb::SealDaysResponse { sealed: sealed.iter().map(seal_of).collect() }))
+    }
+
+    async fn apply_retention(
+        &self,
+        _: Request<pb::ApplyRetentionRequest>,
+    ) -> Result<Response<pb::ApplyRetentionResponse>, Status> {
+        let r = self.0.apply_retention().await.map_err(to_status)?;
+        Ok(Response::new(pb::ApplyRetentionResponse {
+            records_removed: r.records_removed,
+            evidence_references_removed: r.evidence_references_removed,
+            days: r.days,
         }))
     }
 }

@@ -1,0 +1,249 @@
+//! The audit key material, kept in one directory (a mounted secret in
+//! production; generated at first start in development):
+//!
+//! - `data-NNNN.key`: AES-256 keys encrypting the records. The highest
+//!   number encrypts new records; older ones stay to read older records, so
+//!   rotating is adding a file ([`AuditKeys::rotate`]).
+//! - `index.key`: the key of the blind search index (HMAC-SHA-256).
+//! - `signing.key.pem`, `signing.crt.pem`: the audit signing key (P-256)
+//!   and its certificate: daily seals and holders' extracts.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use openssl::ec::{EcGroup, EcKey};
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private};
+use openssl::x509::X509;
+
+pub const KEY_LEN: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("audit.keys_dir: {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("audit.keys_dir: {dir}: no data-NNNN.key file")]
+    NoDataKey { dir: PathBuf },
+    #[error("audit key generation failed: {0}")]
+    Generate(String),
+}
+
+fn file_err(path: &Path, reason: impl ToString) -> KeyError {
+    KeyError::File { path: path.to_owned(), reason: reason.to_string() }
+}
+
+/// Secret bytes that never show in `Debug` output or logs.
+#[derive(Clone)]
+pub struct SecretKey(pub(crate) [u8; KEY_LEN]);
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKey(..)")
+    }
+}
+
+pub struct AuditKeys {
+    data: BTreeMap<u32, SecretKey>,
+    active: u32,
+    pub(crate) index: SecretKey,
+    pub(crate) signing_key: PKey<Private>,
+    pub(crate) certificate: X509,
+}
+
+impl std::fmt::Debug for AuditKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditKeys").field("data_keys", &self.data.keys()).field("active", &self.active).finish()
+    }
+}
+
+const INDEX: &str = "index.key";
+const SIGNING_KEY: &str = "signing.key.pem";
+const CERTIFICATE: &str = "signing.crt.pem";
+
+impl AuditKeys {
+    /// Loads the key directory; with `generate`, first creates whatever is
+    /// missing (development).
+    pub fn load(dir: &Path, generate: bool) -> Result<Self, KeyError> {
+        if generate {
+            generate_missing(dir)?;
+        }
+        let mut data = BTreeMap::new();
+        let entries = fs::read_dir(dir).map_err(|e| file_err(dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| file_err(dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(id) = data_key_id(&name) {
+                data.insert(id, read_secret(&entry.path())?);
+            }
+        }
+        let active = *data.keys().next_back().ok_or_else(|| KeyError::NoDataKey { dir: dir.to_owned() })?;
+        let index = read_secret(&dir.join(INDEX))?;
+        let pem = fs::read(dir.join(SIGNING_KEY)).map_err(|e| file_err(&dir.join(SIGNING_KEY), e))?;
+        let signing_key = PKey::private_key_from_pem(&pem).map_err(|e| file_err(&dir.join(SIGNING_KEY), e))?;
+        let pem = fs::read(dir.join(CERTIFICATE)).map_err(|e| file_err(&dir.join(CERTIFICATE), e))?;
+        let certificate = X509::from_pem(&pem).map_err(|e| file_err(&dir.join(CERTIFICATE), e))?;
+        let matches = certificate.public_key().is_ok_and(|public| public.public_eq(&signing_key));
+        if !matches {
+            return Err(file_err(&dir.join(CERTIFICATE), "does not certify signing.key.pem"));
+        }
+        Ok(Self { data, active, index, signing_key, certificate })
+    }
+
+    /// Adds a new data key; it encrypts the records written from the next
+    /// start on. Returns its number.
+    pub fn rotate(dir: &Path) -> Result<u32, KeyError> {
+        let next = fs::read_dir(dir)
+            .map_err(|e| file_err(dir, e))?
+            .filter_map(|e| e.ok().and_then(|e| data_key_id(&e.file_name().to_string_lossy())))
+            .max()
+            .unwrap_or(0)
+            + 1;
+        write_secret(&dir.join(data_key_name(next)))?;
+        Ok(next)
+    }
+
+    /// The key encrypting new records.
+    pub fn active(&self) -> (u32, &SecretKey) {
+        (self.active, &self.data[&self.active])
+    }
+
+    pub fn data_key(&self, id: u32) -> Option<&SecretKey> {
+        self.data.get(&id)
+    }
+
+    pub fn certificate_pem(&self) -> String {
+        self.certificate.to_pem().map(|p| String::from_utf8_lossy(&p).into_owned()).unwrap_or_default()
+    }
+}
+
+fn data_key_name(id: u32) -> String {
+    format!("data-{id:04}.key")
+}
+
+fn data_key_id(name: &str) -> Option<u32> {
+    name.strip_prefix("data-")?.strip_suffix(".key")?.parse().ok()
+}
+
+fn read_secret(path: &Path) -> Result<SecretKey, KeyError> {
+    let text = fs::read_to_string(path).map_err(|e| file_err(path, e))?;
+    let bytes = STANDARD.decode(text.trim()).map_err(|_| file_err(path, "not base64"))?;
+    let key: [u8; KEY_LEN] = bytes.try_into().map_err(|_| file_err(path, "not a 32-byte key"))?;
+    Ok(SecretKey(key))
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> Result<(), KeyError> {
+    use std::io::Write;
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| file_err(path, e))?;
+    file.write_all(contents).map_err(|e| file_err(path, e))
+}
+
+fn write_secret(path: &Path) -> Result<(), KeyError> {
+    let mut key = [0u8; KEY_LEN];
+    openssl::rand::rand_bytes(&mut key).map_err(|e| KeyError::Generate(e.to_string()))?;
+    write_private(path, format!("{}\n", STANDARD.encode(key)).as_bytes())
+}
+
+fn generate_missing(dir: &Path) -> Result<(), KeyError> {
+    fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
+    let has_data_key = fs::read_dir(dir)
+        .map_err(|e| file_err(dir, e))?
+        .any(|e| e.is_ok_and(|e| data_key_id(&e.file_name().to_string_lossy()).is_some()));
+    if !has_data_key {
+        write_secret(&dir.join(data_key_name(1)))?;
+    }
+    if !dir.join(INDEX).exists() {
+        write_secret(&dir.join(INDEX))?;
+    }
+    if !dir.join(SIGNING_KEY).exists() {
+        let (key, cert) = self_signed("SPID IdP audit (development)").map_err(|e| KeyError::Generate(e.to_string()))?;
+        write_private(
+            &dir.join(SIGNING_KEY),
+            &key.private_key_to_pem_pkcs8().map_err(|e| KeyError::Generate(e.to_string()))?,
+        )?;
+        let _ = fs::remove_file(dir.join(CERTIFICATE));
+        write_private(&dir.join(CERTIFICATE), &cert.to_pem().map_err(|e| KeyError::Generate(e.to_string()))?)?;
+    }
+    Ok(())
+}
+
+/// A P-256 key and a self-signed certificate for it, valid ten years.
+pub fn self_signed(common_name: &str) -> Result<(PKey<Private>, X509), openssl::error::ErrorStack> {
+    use openssl::asn1::{Asn1Integer, Asn1Time};
+    use openssl::bn::BigNum;
+    use openssl::hash::MessageDigest;
+    use openssl::x509::extension::{BasicConstraints, KeyUsage};
+    use openssl::x509::{X509Builder, X509NameBuilder};
+
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+    let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
+    let mut name = X509NameBuilder::new()?;
+    name.append_entry_by_nid(Nid::COMMONNAME, common_name)?;
+    name.append_entry_by_nid(Nid::COUNTRYNAME, "IT")?;
+    let name = name.build();
+    let mut builder = X509Builder::new()?;
+    builder.set_version(2)?;
+    let mut serial = BigNum::new()?;
+    serial.rand(127, openssl::bn::MsbOption::MAYBE_ZERO, false)?;
+    let serial = Asn1Integer::from_bn(&serial)?;
+    builder.set_serial_number(&serial)?;
+    builder.set_subject_name(&name)?;
+    builder.set_issuer_name(&name)?;
+    builder.set_pubkey(&key)?;
+    let not_before = Asn1Time::days_from_now(0)?;
+    let not_after = Asn1Time::days_from_now(3650)?;
+    builder.set_not_before(&not_before)?;
+    builder.set_not_after(&not_after)?;
+    builder.append_extension(BasicConstraints::new().critical().build()?)?;
+    builder.append_extension(KeyUsage::new().critical().digital_signature().non_repudiation().build()?)?;
+    builder.sign(&key, MessageDigest::sha256())?;
+    Ok((key, builder.build()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_once_loaded_and_rotated() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = AuditKeys::load(dir.path(), true).unwrap();
+        assert_eq!(keys.active().0, 1);
+        let first = keys.active().1.0;
+        // A second start keeps the same keys.
+        let again = AuditKeys::load(dir.path(), true).unwrap();
+        assert_eq!(again.active().1.0, first);
+        assert_eq!(again.certificate_pem(), keys.certificate_pem());
+
+        assert_eq!(AuditKeys::rotate(dir.path()).unwrap(), 2);
+        let rotated = AuditKeys::load(dir.path(), false).unwrap();
+        assert_eq!(rotated.active().0, 2);
+        assert_eq!(rotated.data_key(1).unwrap().0, first);
+        assert_ne!(rotated.active().1.0, first);
+        assert_eq!(format!("{:?}", rotated.active().1), "SecretKey(..)");
+
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.path().join("index.key")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "key readable by others: {mode:o}");
+        }
+    }
+
+    #[test]
+    fn production_never_generates_and_names_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = AuditKeys::load(dir.path(), false).unwrap_err();
+        assert!(matches!(err, KeyError::NoDataKey { .. }), "{err}");
+        AuditKeys::load(dir.path(), true).unwrap();
+        fs::write(dir.path().join("index.key"), "short").unwrap();
+        let err = AuditKeys::load(dir.path(), false).unwrap_err().to_string();
+        assert!(err.contains("index.key") && err.contains("not"), "{err}");
+    }
+}
