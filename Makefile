@@ -62,3 +62,5 @@ clean:
 ## same run.
 bench:
 	$(CARGO) bench -p spid-events --bench pipeline
+	$(CARGO) build --release -p idp
+	SPID_TANSU_BIN=$$(deploy/dev/install-tansu.sh) $(CARGO) bench -p integration-tests --bench audit_ingest

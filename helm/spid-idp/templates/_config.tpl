@@ -40,6 +40,15 @@ log_level = {{ $c.telemetry.logLevel | toJson }}
 {{- with $c.telemetry.otlpEndpoint }}
 otlp_endpoint = {{ . | toJson }}
 {{- end }}
+
+[audit]
+keys_dir = {{ include "spid-idp.auditKeysPath" . | toJson }}
+retention_months = {{ $c.audit.retentionMonths | int }}
+evidence_retention_years = {{ $c.audit.evidenceRetentionYears | int }}
+{{- with $c.audit.tsaUrl }}
+tsa_url = {{ . | toJson }}
+{{- end }}
+job_interval_secs = {{ $c.audit.jobIntervalSecs | int }}
 {{- $root := . }}
 {{- $services := include "spid-idp.services" . | fromJson }}
 {{- range $key := list "identityManager" "authnGateway" "otpService" "auditLog" "notification" }}
@@ -69,4 +78,14 @@ grpc_url = {{ printf "http://%s.%s.svc:%d" (include "spid-idp.serviceName" (dict
 {{/* The file indented for a ConfigMap's block scalar, blank lines kept empty. */}}
 {{- define "spid-idp.configTomlIndented" -}}
 {{- regexReplaceAll "(?m)^[ ]+$" (include "spid-idp.configToml" . | nindent 4) "" -}}
+{{- end -}}
+
+{{/* Where audit-log finds its key material. */}}
+{{- define "spid-idp.auditKeysPath" -}}
+/etc/spid-idp-audit-keys
+{{- end -}}
+
+{{/* The Secret holding the audit key material. */}}
+{{- define "spid-idp.auditKeysSecret" -}}
+{{- .Values.auditKeys.existingSecret | default (printf "%s-audit-keys" (include "spid-idp.fullname" .)) -}}
 {{- end -}}

@@ -8,7 +8,8 @@ use std::time::Duration;
 use integration_tests::{Broker, Ports, ServiceProcess, poll_until, postgres_database, redis_url};
 use prost::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use spid_proto::audit::v1::{SearchRequest, audit_query_client::AuditQueryClient};
+use spid_proto::audit::v1::audit_integrity_client::AuditIntegrityClient;
+use spid_proto::audit::v1::{SearchRequest, VerifyRequest, audit_query_client::AuditQueryClient};
 use spid_proto::notification::v1::{Channel, SendRequest, notifications_client::NotificationsClient};
 use spid_types::ServiceName;
 
@@ -35,6 +36,8 @@ async fn stack(broker: Broker) -> Stack {
             ("IDP__CACHE__URL".to_owned(), redis_url()),
             ("IDP__TELEMETRY__LOG_FORMAT".to_owned(), "text".to_owned()),
             ("IDP__TELEMETRY__LOG_LEVEL".to_owned(), "info".to_owned()),
+            // Development keys (audit) live with the test, and survive a restart.
+            ("IDP__DEV__DATA_DIR".to_owned(), logs.path().join("data").display().to_string()),
         ]);
         procs.push(ServiceProcess::spawn(name, env, ports.http_url(name), logs.path()));
     }
@@ -177,6 +180,15 @@ async fn outbox_events_cross_processes_over_a_real_broker_exactly_once() {
     assert_eq!(seen[&ids[0]], 1, "duplicates absorbed");
     assert_eq!(seen.len(), 12);
     assert!(seen.values().all(|c| *c == 1), "each event exactly once: {seen:?}");
+    assert_chain_intact(&s, 12).await;
+}
+
+/// The audit chain holds exactly `records` records and verifies.
+async fn assert_chain_intact(s: &Stack, records: u64) {
+    let mut integrity = AuditIntegrityClient::connect(s.ports.grpc_url(ServiceName::AuditLog)).await.unwrap();
+    let v = integrity.verify(VerifyRequest::default()).await.unwrap().into_inner();
+    assert!(v.intact, "audit chain broken: {v:?}");
+    assert_eq!(v.records_checked, records, "records in the chain");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,4 +232,5 @@ async fn a_broker_outage_and_a_consumer_crash_lose_nothing() {
     let seen = wait_for_all(&s, &mut audit, &ids).await;
     assert_eq!(seen.len(), 50);
     assert!(seen.values().all(|c| *c == 1), "each event exactly once after the restart: {seen:?}");
+    assert_chain_intact(&s, 50).await;
 }

@@ -3,7 +3,9 @@
 //! that applies the migrations written for that backend.
 //!
 //! Queries go through sqlx's `Any` driver with `$1` placeholders (both
-//! backends accept them). Portable column types only: `BIGINT` for integers
+//! backends accept them). Bulk paths that need Postgres's own types (arrays
+//! for `UNNEST`) use [`Db::postgres`], a native pool to the same database
+//! that opens connections only when used. Portable column types only: `BIGINT` for integers
 //! and timestamps (microseconds since the epoch), `TEXT`, and binary
 //! (`BYTEA` on Postgres, `BLOB` on SQLite).
 
@@ -38,6 +40,7 @@ pub enum DbError {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    postgres: Option<sqlx::PgPool>,
 }
 
 /// Options for [`Db::connect`].
@@ -90,7 +93,19 @@ impl Db {
                 reason: format!("no answer within {:?}", opts.connect_timeout),
             })?
             .map_err(connect_err)?;
-        let db = Db { pool, backend };
+        let postgres = match backend {
+            Backend::Postgres => {
+                let native: sqlx::postgres::PgConnectOptions = opts.url.parse().map_err(connect_err)?;
+                Some(
+                    sqlx::postgres::PgPoolOptions::new()
+                        .max_connections(opts.max_connections.div_ceil(2))
+                        .acquire_timeout(opts.connect_timeout)
+                        .connect_lazy_with(native),
+                )
+            }
+            Backend::Sqlite => None,
+        };
+        let db = Db { pool, backend, postgres };
         db.ping().await.map_err(connect_err)?;
         Ok(db)
     }
@@ -101,6 +116,11 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The native Postgres pool (bulk paths), on Postgres only.
+    pub fn postgres(&self) -> Option<&sqlx::PgPool> {
+        self.postgres.as_ref()
     }
 
     /// A trivial query, for readiness.
@@ -124,6 +144,9 @@ impl Db {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        if let Some(pg) = &self.postgres {
+            pg.close().await;
+        }
     }
 }
 

@@ -134,14 +134,25 @@ fn read_secret(path: &Path) -> Result<SecretKey, KeyError> {
     Ok(SecretKey(key))
 }
 
+/// Writes a new owner-only file, all at once: written aside, then linked
+/// into place, so a process starting at the same moment never reads half a
+/// key, and an existing file is never replaced.
 fn write_private(path: &Path, contents: &[u8]) -> Result<(), KeyError> {
     use std::io::Write;
+    let aside = path.with_extension(format!("tmp-{}", std::process::id()));
     let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(|e| file_err(path, e))?;
-    file.write_all(contents).map_err(|e| file_err(path, e))
+    let mut file = options.open(&aside).map_err(|e| file_err(&aside, e))?;
+    file.write_all(contents).and_then(|()| file.sync_all()).map_err(|e| file_err(&aside, e))?;
+    let linked = fs::hard_link(&aside, path);
+    let _ = fs::remove_file(&aside);
+    match linked {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(file_err(path, e)),
+    }
 }
 
 fn write_secret(path: &Path) -> Result<(), KeyError> {
@@ -167,7 +178,6 @@ fn generate_missing(dir: &Path) -> Result<(), KeyError> {
             &dir.join(SIGNING_KEY),
             &key.private_key_to_pem_pkcs8().map_err(|e| KeyError::Generate(e.to_string()))?,
         )?;
-        let _ = fs::remove_file(dir.join(CERTIFICATE));
         write_private(&dir.join(CERTIFICATE), &cert.to_pem().map_err(|e| KeyError::Generate(e.to_string()))?)?;
     }
     Ok(())

@@ -235,3 +235,128 @@ mod tests {
         }
     }
 }
+
+/// The RFC 3161 client against an independent TSA: `openssl ts -reply`
+/// behind a minimal HTTP endpoint; the token it returns verifies with
+/// `openssl ts -verify` for our digest.
+#[cfg(test)]
+mod rfc3161_tests {
+    use std::path::Path;
+    use std::process::Command;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    fn tsa_certificate(dir: &Path) {
+        use openssl::asn1::Asn1Time;
+        use openssl::ec::{EcGroup, EcKey};
+        use openssl::hash::MessageDigest;
+        use openssl::nid::Nid;
+        use openssl::pkey::PKey;
+        use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage, KeyUsage};
+        use openssl::x509::{X509Builder, X509NameBuilder};
+
+        let key =
+            PKey::from_ec_key(EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap())
+                .unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_nid(Nid::COMMONNAME, "Test TSA").unwrap();
+        let name = name.build();
+        let mut b = X509Builder::new().unwrap();
+        b.set_version(2).unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(1).unwrap()).unwrap();
+        b.append_extension(BasicConstraints::new().build().unwrap()).unwrap();
+        b.append_extension(KeyUsage::new().critical().digital_signature().build().unwrap()).unwrap();
+        b.append_extension(ExtendedKeyUsage::new().critical().time_stamping().build().unwrap()).unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        std::fs::write(dir.join("tsa.key"), key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        std::fs::write(dir.join("tsa.crt"), b.build().to_pem().unwrap()).unwrap();
+        std::fs::write(dir.join("tsaserial"), "01\n").unwrap();
+        let config = format!(
+            "[ tsa ]\ndefault_tsa = tsa1\n[ tsa1 ]\ndir = {}\nserial = $dir/tsaserial\ncrypto_device = builtin\n\
+             signer_cert = $dir/tsa.crt\ncerts = $dir/tsa.crt\nsigner_key = $dir/tsa.key\nsigner_digest = sha256\n\
+             default_policy = 1.2.3.4.1\ndigests = sha256\naccuracy = secs:1\nordering = yes\ntsa_name = no\n\
+             ess_cert_id_chain = no\ness_cert_id_alg = sha256\n",
+            dir.display()
+        );
+        std::fs::write(dir.join("tsa.cnf"), config).unwrap();
+    }
+
+    /// Answers each POST with `openssl ts -reply` for its body.
+    async fn serve_tsa(listener: tokio::net::TcpListener, dir: std::path::PathBuf) {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            let body = loop {
+                let n = socket.read(&mut buf).await.unwrap();
+                request.extend_from_slice(&buf[..n]);
+                let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+                let head = String::from_utf8_lossy(&request[..end]).to_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                    .unwrap();
+                if request.len() >= end + 4 + length {
+                    assert!(head.contains("content-type: application/timestamp-query"), "{head}");
+                    break request[end + 4..end + 4 + length].to_vec();
+                }
+            };
+            std::fs::write(dir.join("q.tsq"), body).unwrap();
+            let out = Command::new("openssl")
+                .args(["ts", "-reply", "-config"])
+                .arg(dir.join("tsa.cnf"))
+                .arg("-queryfile")
+                .arg(dir.join("q.tsq"))
+                .arg("-out")
+                .arg(dir.join("r.tsr"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let reply = std::fs::read(dir.join("r.tsr")).unwrap();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/timestamp-reply\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                reply.len()
+            );
+            socket.write_all(head.as_bytes()).await.unwrap();
+            socket.write_all(&reply).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn tokens_from_a_real_tsa_verify_for_our_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        tsa_certificate(dir.path());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = url::Url::parse(&format!("http://{}/tsa", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(serve_tsa(listener, dir.path().to_owned()));
+
+        let digest = digest("spid-audit-seal-v1\nday=2026-11-23\n");
+        let tsa = Rfc3161::new(url.clone()).unwrap();
+        assert_eq!(tsa.authority(), format!("rfc3161:{url}"));
+        let token = tsa.stamp(&digest).await.unwrap();
+        assert_eq!(response_status(&token), Some(0));
+        std::fs::write(dir.path().join("token.tsr"), &token).unwrap();
+        let verify = |hex_digest: &str| {
+            Command::new("openssl")
+                .args(["ts", "-verify", "-digest", hex_digest, "-in"])
+                .arg(dir.path().join("token.tsr"))
+                .arg("-CAfile")
+                .arg(dir.path().join("tsa.crt"))
+                .output()
+                .unwrap()
+        };
+        let ok = verify(&hex::encode(digest));
+        assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+        assert!(!verify(&hex::encode([0u8; 32])).status.success(), "another digest must not verify");
+
+        // An authority that is down is an error, never a silent success.
+        let down = Rfc3161::new(url::Url::parse("http://127.0.0.1:9/tsa").unwrap()).unwrap();
+        assert_eq!(down.stamp(&digest).await.unwrap_err().code, "tsa.unavailable");
+    }
+}

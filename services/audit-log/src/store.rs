@@ -112,6 +112,75 @@ pub fn month_of(micros: i64) -> i32 {
     t.year() * 12 + t.month0() as i32
 }
 
+const LOCK_HEAD: &str = "UPDATE audit_chain_head SET id = id WHERE id = 1
+     RETURNING last_seq, last_hash, last_recorded_at, sealed_until";
+const SAVE_HEAD: &str =
+    "UPDATE audit_chain_head SET last_seq = $1, last_hash = $2, last_recorded_at = $3, sealed_until = $4 WHERE id = 1";
+const INSERT_EVIDENCE: &str =
+    "INSERT INTO audit_evidence (evidence_id, spid_key, seq, key_id, sealed, recorded_at, retain_until)
+     VALUES ($1, $2, $3, $4, $5, $6, NULL) ON CONFLICT (evidence_id) DO NOTHING";
+const START_EVIDENCE_CLOCK: &str =
+    "UPDATE audit_evidence SET retain_until = $1 WHERE spid_key = $2 AND retain_until IS NULL";
+
+fn head_of(last_seq: i64, last_hash: Vec<u8>, last_recorded_at: i64, sealed_until: i64) -> Result<Head, ServiceError> {
+    Ok(Head {
+        last_seq: last_seq as u64,
+        last_hash: chain::to_hash(&last_hash).ok_or_else(|| ServiceError::internal("chain head is not 32 bytes"))?,
+        last_recorded_at,
+        sealed_until,
+    })
+}
+
+/// The monthly partitions of the records and of the blind index.
+fn partition_ddl(month: i32) -> Vec<String> {
+    ["audit_records", "audit_keys"]
+        .iter()
+        .map(|table| {
+            // The month is an integer we computed: no input reaches this SQL.
+            format!(
+                "CREATE TABLE IF NOT EXISTS {table}_p{month} PARTITION OF {table} FOR VALUES FROM ({month}) TO ({})",
+                month + 1
+            )
+        })
+        .collect()
+}
+
+/// Where a batch goes in the chain: computed under the head lock, from the
+/// head and the event ids already recorded.
+struct Plan<'a> {
+    outcome: Vec<(u64, bool)>,
+    fresh: Vec<(u64, &'a Prepared, Hash)>,
+    head: Head,
+    recorded_at: i64,
+    month: i32,
+}
+
+impl<'a> Plan<'a> {
+    fn new(batch: &'a [Prepared], mut head: Head, mut known: HashMap<String, u64>, now: i64) -> Self {
+        // Recording times never go back, nor into a sealed day.
+        let recorded_at = now.max(head.last_recorded_at).max(head.sealed_until);
+        let mut outcome = Vec::with_capacity(batch.len());
+        let mut fresh = Vec::with_capacity(batch.len());
+        for p in batch {
+            if let Some(seq) = known.get(&p.event_id) {
+                outcome.push((*seq, false));
+                continue;
+            }
+            let seq = head.last_seq + 1;
+            let chained = chain::link(&head.last_hash, &chain::record_digest(seq, recorded_at, &p.content));
+            head.last_seq = seq;
+            head.last_hash = chained;
+            known.insert(p.event_id.clone(), seq);
+            fresh.push((seq, p, chained));
+            outcome.push((seq, true));
+        }
+        if !fresh.is_empty() {
+            head.last_recorded_at = recorded_at;
+        }
+        Self { outcome, fresh, head, recorded_at, month: month_of(recorded_at) }
+    }
+}
+
 const ROW_COLUMNS: &str = "seq, recorded_at, occurred_at, event_id, event_type, source, key_id, sealed, chain";
 /// Rows per multi-row INSERT (10 values each: under both backends' limits).
 const INSERT_CHUNK: usize = 2000;
@@ -133,56 +202,35 @@ impl Store {
 
     /// Locks the chain head for the rest of the transaction.
     pub async fn lock_head(conn: &mut AnyConnection) -> Result<Head, ServiceError> {
-        let row = sqlx::query(
-            "UPDATE audit_chain_head SET id = id WHERE id = 1
-             RETURNING last_seq, last_hash, last_recorded_at, sealed_until",
+        let row = sqlx::query(LOCK_HEAD).fetch_one(&mut *conn).await.map_err(db_err)?;
+        head_of(
+            row.try_get("last_seq").map_err(db_err)?,
+            row.try_get("last_hash").map_err(db_err)?,
+            row.try_get("last_recorded_at").map_err(db_err)?,
+            row.try_get("sealed_until").map_err(db_err)?,
         )
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db_err)?;
-        let hash: Vec<u8> = row.try_get("last_hash").map_err(db_err)?;
-        Ok(Head {
-            last_seq: row.try_get::<i64, _>("last_seq").map_err(db_err)? as u64,
-            last_hash: chain::to_hash(&hash).ok_or_else(|| ServiceError::internal("chain head is not 32 bytes"))?,
-            last_recorded_at: row.try_get("last_recorded_at").map_err(db_err)?,
-            sealed_until: row.try_get("sealed_until").map_err(db_err)?,
-        })
     }
 
     async fn save_head(conn: &mut AnyConnection, head: &Head) -> Result<(), ServiceError> {
-        sqlx::query(
-            "UPDATE audit_chain_head SET last_seq = $1, last_hash = $2, last_recorded_at = $3, sealed_until = $4
-             WHERE id = 1",
-        )
-        .bind(head.last_seq as i64)
-        .bind(head.last_hash.to_vec())
-        .bind(head.last_recorded_at)
-        .bind(head.sealed_until)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_err)?;
+        sqlx::query(SAVE_HEAD)
+            .bind(head.last_seq as i64)
+            .bind(head.last_hash.to_vec())
+            .bind(head.last_recorded_at)
+            .bind(head.sealed_until)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
         Ok(())
     }
 
-    async fn ensure_partition(&self, conn: &mut AnyConnection, month: i32) -> Result<(), ServiceError> {
-        if self.db.backend() != Backend::Postgres {
-            return Ok(());
-        }
-        if self.partitions.lock().map(|p| p.contains(&month)).unwrap_or(false) {
-            return Ok(());
-        }
-        for table in ["audit_records", "audit_keys"] {
-            let ddl = format!(
-                "CREATE TABLE IF NOT EXISTS {table}_p{month} PARTITION OF {table} FOR VALUES FROM ({month}) TO ({})",
-                month + 1
-            );
-            // The month is an integer we computed: no input reaches this SQL.
-            sqlx::query(AssertSqlSafe(ddl)).execute(&mut *conn).await.map_err(db_err)?;
-        }
+    fn partition_known(&self, month: i32) -> bool {
+        self.partitions.lock().map(|p| p.contains(&month)).unwrap_or(false)
+    }
+
+    fn remember_partition(&self, month: i32) {
         if let Ok(mut p) = self.partitions.lock() {
             p.insert(month);
         }
-        Ok(())
     }
 
     /// Appends the events not recorded yet, in order, extending the chain.
@@ -193,8 +241,132 @@ impl Store {
         now: i64,
         evidence_retention_micros: i64,
     ) -> Result<Vec<(u64, bool)>, ServiceError> {
+        match self.db.postgres() {
+            Some(pg) => self.append_postgres(pg, batch, now, evidence_retention_micros).await,
+            None => self.append_any(batch, now, evidence_retention_micros).await,
+        }
+    }
+
+    /// Postgres: whole columns as arrays through `UNNEST`, a handful of
+    /// parameters whatever the batch size.
+    async fn append_postgres(
+        &self,
+        pg: &sqlx::PgPool,
+        batch: &[Prepared],
+        now: i64,
+        evidence_retention_micros: i64,
+    ) -> Result<Vec<(u64, bool)>, ServiceError> {
+        let mut tx = pg.begin().await.map_err(db_err)?;
+        let row = sqlx::query(LOCK_HEAD).fetch_one(&mut *tx).await.map_err(db_err)?;
+        let head = head_of(
+            row.try_get("last_seq").map_err(db_err)?,
+            row.try_get("last_hash").map_err(db_err)?,
+            row.try_get("last_recorded_at").map_err(db_err)?,
+            row.try_get("sealed_until").map_err(db_err)?,
+        )?;
+        let ids: Vec<String> = batch.iter().map(|p| p.event_id.clone()).collect();
+        let known_rows = sqlx::query("SELECT event_id, seq FROM audit_event_ids WHERE event_id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let mut known = HashMap::new();
+        for r in known_rows {
+            let seq: i64 = r.try_get("seq").map_err(db_err)?;
+            known.insert(r.try_get::<String, _>("event_id").map_err(db_err)?, seq as u64);
+        }
+        let plan = Plan::new(batch, head, known, now);
+        if plan.fresh.is_empty() {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(plan.outcome);
+        }
+        if !self.partition_known(plan.month) {
+            for ddl in partition_ddl(plan.month) {
+                sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(db_err)?;
+            }
+        }
+        let fresh = &plan.fresh;
+        let n = fresh.len();
+        sqlx::query(
+            "INSERT INTO audit_records (seq, month, recorded_at, occurred_at, event_id, event_type, source, key_id, sealed, chain)
+             SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
+                                  $7::text[], $8::int[], $9::bytea[], $10::bytea[])",
+        )
+        .bind(fresh.iter().map(|(seq, _, _)| *seq as i64).collect::<Vec<_>>())
+        .bind(vec![plan.month; n])
+        .bind(vec![plan.recorded_at; n])
+        .bind(fresh.iter().map(|(_, p, _)| p.occurred_at).collect::<Vec<_>>())
+        .bind(fresh.iter().map(|(_, p, _)| p.event_id.as_str()).collect::<Vec<_>>())
+        .bind(fresh.iter().map(|(_, p, _)| p.event_type.as_str()).collect::<Vec<_>>())
+        .bind(fresh.iter().map(|(_, p, _)| p.source.as_str()).collect::<Vec<_>>())
+        .bind(fresh.iter().map(|(_, p, _)| p.key_id as i32).collect::<Vec<_>>())
+        .bind(fresh.iter().map(|(_, p, _)| p.sealed.as_slice()).collect::<Vec<_>>())
+        .bind(fresh.iter().map(|(_, _, chained)| chained.as_slice()).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query("INSERT INTO audit_event_ids (event_id, seq) SELECT * FROM UNNEST($1::text[], $2::bigint[])")
+            .bind(fresh.iter().map(|(_, p, _)| p.event_id.as_str()).collect::<Vec<_>>())
+            .bind(fresh.iter().map(|(seq, _, _)| *seq as i64).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let keys: Vec<(i64, &[u8])> =
+            fresh.iter().flat_map(|(seq, p, _)| p.keys.iter().map(|k| (*seq as i64, k.as_slice()))).collect();
+        sqlx::query(
+            "INSERT INTO audit_keys (key_hash, seq, month) SELECT *, $3 FROM UNNEST($1::bytea[], $2::bigint[])",
+        )
+        .bind(keys.iter().map(|(_, k)| *k).collect::<Vec<_>>())
+        .bind(keys.iter().map(|(seq, _)| *seq).collect::<Vec<_>>())
+        .bind(plan.month)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        for (seq, p, _) in fresh {
+            if let Some(ev) = &p.evidence {
+                sqlx::query(INSERT_EVIDENCE)
+                    .bind(&ev.evidence_id)
+                    .bind(ev.spid_key.as_slice())
+                    .bind(*seq as i64)
+                    .bind(ev.key_id as i32)
+                    .bind(ev.sealed.as_slice())
+                    .bind(plan.recorded_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+            if let Some(spid_key) = &p.identity_ended {
+                sqlx::query(START_EVIDENCE_CLOCK)
+                    .bind(p.occurred_at.saturating_add(evidence_retention_micros))
+                    .bind(spid_key.as_slice())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+        }
+        let h = &plan.head;
+        sqlx::query(SAVE_HEAD)
+            .bind(h.last_seq as i64)
+            .bind(h.last_hash.as_slice())
+            .bind(h.last_recorded_at)
+            .bind(h.sealed_until)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        self.remember_partition(plan.month);
+        Ok(plan.outcome)
+    }
+
+    /// SQLite (development): multi-row inserts through the `Any` pool.
+    async fn append_any(
+        &self,
+        batch: &[Prepared],
+        now: i64,
+        evidence_retention_micros: i64,
+    ) -> Result<Vec<(u64, bool)>, ServiceError> {
         let mut tx = self.db.pool().begin().await.map_err(db_err)?;
-        let mut head = Self::lock_head(&mut tx).await?;
+        let head = Self::lock_head(&mut tx).await?;
 
         let mut known: HashMap<String, u64> = HashMap::new();
         for chunk in batch.chunks(INSERT_CHUNK) {
@@ -209,32 +381,13 @@ impl Store {
                 known.insert(row.try_get("event_id").map_err(db_err)?, seq as u64);
             }
         }
-
-        let recorded_at = now.max(head.last_recorded_at).max(head.sealed_until);
-        let month = month_of(recorded_at);
-        let mut outcome = Vec::with_capacity(batch.len());
-        let mut fresh: Vec<(u64, &Prepared, Hash)> = Vec::with_capacity(batch.len());
-        for p in batch {
-            if let Some(seq) = known.get(&p.event_id) {
-                outcome.push((*seq, false));
-                continue;
-            }
-            let seq = head.last_seq + 1;
-            let chained = chain::link(&head.last_hash, &chain::record_digest(seq, recorded_at, &p.content));
-            head.last_seq = seq;
-            head.last_hash = chained;
-            known.insert(p.event_id.clone(), seq);
-            fresh.push((seq, p, chained));
-            outcome.push((seq, true));
-        }
-        if fresh.is_empty() {
+        let plan = Plan::new(batch, head, known, now);
+        if plan.fresh.is_empty() {
             tx.rollback().await.map_err(db_err)?;
-            return Ok(outcome);
+            return Ok(plan.outcome);
         }
-        head.last_recorded_at = recorded_at;
-        self.ensure_partition(&mut tx, month).await?;
-
-        for chunk in fresh.chunks(INSERT_CHUNK) {
+        let (month, recorded_at) = (plan.month, plan.recorded_at);
+        for chunk in plan.fresh.chunks(INSERT_CHUNK) {
             let sql = format!(
                 "INSERT INTO audit_records (seq, month, recorded_at, occurred_at, event_id, event_type, source, key_id, sealed, chain) VALUES {}",
                 value_rows(chunk.len(), 10)
@@ -263,7 +416,7 @@ impl Store {
             q.execute(&mut *tx).await.map_err(db_err)?;
         }
         let keys: Vec<(u64, &Vec<u8>)> =
-            fresh.iter().flat_map(|(seq, p, _)| p.keys.iter().map(|k| (*seq, k))).collect();
+            plan.fresh.iter().flat_map(|(seq, p, _)| p.keys.iter().map(|k| (*seq, k))).collect();
         for chunk in keys.chunks(INSERT_CHUNK * 3) {
             let sql = format!("INSERT INTO audit_keys (key_hash, seq, month) VALUES {}", value_rows(chunk.len(), 3));
             let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -272,24 +425,21 @@ impl Store {
             }
             q.execute(&mut *tx).await.map_err(db_err)?;
         }
-        for (seq, p, _) in &fresh {
+        for (seq, p, _) in &plan.fresh {
             if let Some(ev) = &p.evidence {
-                sqlx::query(
-                    "INSERT INTO audit_evidence (evidence_id, spid_key, seq, key_id, sealed, recorded_at, retain_until)
-                     VALUES ($1, $2, $3, $4, $5, $6, NULL) ON CONFLICT (evidence_id) DO NOTHING",
-                )
-                .bind(&ev.evidence_id)
-                .bind(ev.spid_key.clone())
-                .bind(*seq as i64)
-                .bind(ev.key_id as i32)
-                .bind(ev.sealed.clone())
-                .bind(recorded_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                sqlx::query(INSERT_EVIDENCE)
+                    .bind(&ev.evidence_id)
+                    .bind(ev.spid_key.clone())
+                    .bind(*seq as i64)
+                    .bind(ev.key_id as i32)
+                    .bind(ev.sealed.clone())
+                    .bind(recorded_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
             }
             if let Some(spid_key) = &p.identity_ended {
-                sqlx::query("UPDATE audit_evidence SET retain_until = $1 WHERE spid_key = $2 AND retain_until IS NULL")
+                sqlx::query(START_EVIDENCE_CLOCK)
                     .bind(p.occurred_at.saturating_add(evidence_retention_micros))
                     .bind(spid_key.clone())
                     .execute(&mut *tx)
@@ -297,9 +447,9 @@ impl Store {
                     .map_err(db_err)?;
             }
         }
-        Self::save_head(&mut tx, &head).await?;
+        Self::save_head(&mut tx, &plan.head).await?;
         tx.commit().await.map_err(db_err)?;
-        Ok(outcome)
+        Ok(plan.outcome)
     }
 
     /// Records in sequence order after `after_seq`, recorded before

@@ -1,6 +1,7 @@
 //! `idpctl`: the operators' client. It talks to the services' gRPC APIs,
 //! locally by default or on a remote deployment with `--target`.
 
+mod audit;
 mod health;
 mod targets;
 
@@ -25,6 +26,9 @@ enum Command {
     /// The health of every service (gRPC health service); exits 1 unless
     /// all are serving.
     Health,
+    /// The audit log: verify, search, extracts, seals.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Health => runtime.block_on(health::run(&targets, cli.json)),
+        Command::Audit(command) => runtime.block_on(audit::run(&targets, cli.json, command)),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -36,6 +36,13 @@ pub fn default_port(name: ServiceName) -> u16 {
 #[derive(Debug, Clone)]
 pub struct Targets(pub Vec<(ServiceName, String)>);
 
+impl Targets {
+    /// The gRPC URL of one service.
+    pub fn url(&self, name: ServiceName) -> &str {
+        self.0.iter().find(|(n, _)| *n == name).map_or("", |(_, u)| u.as_str())
+    }
+}
+
 impl TargetArgs {
     pub fn resolve(&self) -> Result<Targets, String> {
         let (scheme, host) = match self.target.split_once("://") {
