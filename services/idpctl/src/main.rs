@@ -28,7 +28,7 @@ enum Command {
     Health,
     /// The audit log: verify, search, extracts, seals.
     #[command(subcommand)]
-    Audit(audit::AuditCommand),
+    Audit(Box<audit::AuditCommand>),
 }
 
 fn main() -> ExitCode {
@@ -49,7 +49,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Health => runtime.block_on(health::run(&targets, cli.json)),
-        Command::Audit(command) => runtime.block_on(audit::run(&targets, cli.json, command)),
+        Command::Audit(command) => runtime.block_on(audit::run(&targets, cli.json, *command)),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
