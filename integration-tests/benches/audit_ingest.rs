@@ -124,6 +124,55 @@ async fn reference_insert(rows: usize, blob: usize) -> f64 {
     rows as f64 / started.elapsed().as_secs_f64()
 }
 
+/// What Postgres alone does for the rows of `events` audit records (the
+/// record, its event id, three index entries), generated server-side: no
+/// client, no protocol, no crypto. The ceiling for any client.
+async fn server_side(events: usize, blob: usize) -> f64 {
+    let db = database("bench_server").await;
+    for ddl in [
+        "CREATE TABLE r (seq BIGINT, month INT, recorded_at BIGINT, occurred_at BIGINT, event_id TEXT, event_type TEXT,
+         source TEXT, key_id INT, sealed BYTEA, chain BYTEA, PRIMARY KEY (seq, month))",
+        "CREATE TABLE k (key_hash BYTEA, seq BIGINT, month INT)",
+        "CREATE INDEX ON k (key_hash, seq)",
+        "CREATE TABLE i (event_id TEXT PRIMARY KEY, seq BIGINT)",
+    ] {
+        sqlx::query(ddl).execute(db.pool()).await.unwrap();
+    }
+    let started = Instant::now();
+    for start in (0..events).step_by(BATCH) {
+        let (from, to) = (start as i64 + 1, (start + BATCH.min(events - start)) as i64);
+        let mut tx = db.pool().begin().await.unwrap();
+        sqlx::query(
+            "INSERT INTO r SELECT g, 1, g, g, md5(g::text), 'authn.authentication', 'authn-gateway', 1,
+             substr(decode(repeat(md5(g::text), 64), 'hex'), 1, $3::int), sha256(g::text::bytea)
+             FROM generate_series($1::bigint, $2::bigint) g",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(blob as i32)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO i SELECT md5(g::text), g FROM generate_series($1::bigint, $2::bigint) g")
+            .bind(from)
+            .bind(to)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO k SELECT substr(sha256((g * 8 + n)::text::bytea), 1, 16), g, 1
+             FROM generate_series($1::bigint, $2::bigint) g, generate_series(1, 3) n",
+        )
+        .bind(from)
+        .bind(to)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    events as f64 / started.elapsed().as_secs_f64()
+}
+
 async fn audit_log(dir: &std::path::Path) -> (audit_log::AuditLog, Db) {
     let config = spid_config::load(&spid_config::Sources {
         overrides: vec![("mode".into(), "development".into()), ("dev.data_dir".into(), dir.display().to_string())],
@@ -199,6 +248,11 @@ async fn main() {
     let (log, _db) = audit_log(&dir.path().join("inproc")).await;
     let sealed_size = log.prepare(&small[0]).unwrap().sealed.len();
     let reference = reference_insert(n, sealed_size).await;
+    let ceiling = server_side(n, sealed_size).await;
+    let started = Instant::now();
+    let prepared: Vec<_> = small.iter().map(|e| log.prepare(e).unwrap()).collect();
+    let prepare_rate = n as f64 / started.elapsed().as_secs_f64();
+    drop(prepared);
     let appended = append(&log, &small).await;
     let saml_events: Vec<Envelope> = (0..n / 10).map(saml).collect();
     let saml_size = log.prepare(&saml_events[0]).unwrap().sealed.len();
@@ -264,7 +318,10 @@ async fn main() {
         println!("{what:<58} {rate:>12.0} {ratio:>10}");
     };
     row(&format!("reference: plain multi-row INSERT ({sealed_size} B rows)"), reference, None);
+    row("reference: Postgres alone, the same rows generated server-side", ceiling, None);
+    row("prepare only (validate, encrypt, blind index), one core", prepare_rate, None);
     row("append, authentication events (chain + encrypt + index)", appended, Some(reference));
+    row("  ... against Postgres alone", appended, Some(ceiling));
     row(&format!("reference: plain multi-row INSERT ({saml_size} B rows)"), saml_reference, None);
     row("append, SAML registry transactions (8.5 KB of XML)", saml_rate, Some(saml_reference));
     row("verify in process (records)", verify_rate, None);

@@ -86,6 +86,18 @@ async fn unreachable_dependencies_and_bad_settings_fail_fast_with_one_line() {
     let (code, _, err) = run(vec![("IDP__PUBLIC_URL", "https://idp.example.it".to_owned())]);
     assert_clean_failure(code, &err, "bus.brokers");
 
+    // Production without the audit key material: refused before anything
+    // starts, and nothing is generated.
+    let (code, _, err) = run(vec![
+        ("IDP__TELEMETRY__LOG_FORMAT", "text".to_owned()),
+        ("IDP__PUBLIC_URL", "https://idp.example.it".to_owned()),
+        ("IDP__DATABASE__URL", db.clone()),
+        ("IDP__BUS__BROKERS", broker.bootstrap.clone()),
+        ("IDP__CACHE__URL", redis.clone()),
+    ]);
+    assert_clean_failure(code, &err, "audit.keys_dir");
+    assert_eq!(code, Some(2), "{err}");
+
     // A taken port.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken_addr = taken.local_addr().unwrap().to_string();

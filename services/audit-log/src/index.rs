@@ -22,10 +22,12 @@ pub enum SearchKey {
 }
 
 impl SearchKey {
+    /// The namespace of the blind value. Aggregate ids and spidCodes share
+    /// one ("subject"): most events are about a holder and have the
+    /// holder's code as aggregate id, so one index entry serves both.
     pub fn tag(self) -> &'static str {
         match self {
-            Self::Aggregate => "aggregate",
-            Self::SpidCode => "spid",
+            Self::Aggregate | Self::SpidCode => "subject",
             Self::ServiceProvider => "sp",
             Self::RequestId => "request",
             Self::ResponseId => "response",
@@ -86,7 +88,8 @@ fn decode<M: prost::Message + prost::Name + Default>(e: &Envelope) -> Result<Opt
 pub fn index(e: &Envelope) -> Result<Indexed, ServiceError> {
     let mut out = Indexed { keys: vec![(SearchKey::Aggregate, e.aggregate_id.clone())], ..Indexed::default() };
     let spid = |out: &mut Indexed, code: &str| {
-        if !code.is_empty() && !out.keys.contains(&(SearchKey::SpidCode, code.to_owned())) {
+        let known = out.keys.iter().any(|(k, v)| k.tag() == SearchKey::SpidCode.tag() && v == code);
+        if !code.is_empty() && !known {
             out.keys.push((SearchKey::SpidCode, code.to_owned()));
         }
     };
@@ -210,8 +213,8 @@ mod tests {
         assert_eq!(
             keys,
             vec![
-                ("aggregate", "_req1"),
-                ("spid", "SPID0000000001"),
+                ("subject", "_req1"),
+                ("subject", "SPID0000000001"),
                 ("sp", "https://sp.example.it"),
                 ("request", "_req1"),
                 ("response", "_resp1"),
@@ -254,5 +257,7 @@ mod tests {
         let indexed = index(&e).unwrap();
         assert_eq!(indexed.identity_ended.as_deref(), Some("SPID0000000001"));
         assert!(indexed.keys.contains(&(SearchKey::SpidCode, "SPID0000000002".into())));
+        // The holder's code is the aggregate id: one entry serves both.
+        assert_eq!(indexed.keys.iter().filter(|(_, v)| v == "SPID0000000001").count(), 1);
     }
 }

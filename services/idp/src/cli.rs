@@ -156,6 +156,10 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
 /// Runs one service as its own process against the configured database,
 /// bus and cache.
 async fn run_one(config: &Config, name: ServiceName, shutdown: CancellationToken) -> Result<(), Failure> {
+    if name == ServiceName::AuditLog {
+        // A setting only this service needs: refused like any other (exit 2).
+        config.audit.keys_dir()?;
+    }
     let bus = crate::deps::bus(config).await?;
     let deps = crate::deps::for_service(config, name, bus).await?;
     tracing::info!(service = %name, grpc = %config.service(name).grpc_listen, http = %config.service(name).http_listen, "starting");
