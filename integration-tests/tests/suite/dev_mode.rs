@@ -121,6 +121,71 @@ async fn dev_mode_runs_everything_in_one_process() {
     assert!(out.status.success(), "{table}");
     assert_eq!(table.matches("SERVING").count(), 5, "{table}");
 
+    // The audit log through the operators' tool: an authentication appended
+    // over gRPC, the holder's extract verified by openssl, the chain intact.
+    let mut ingest =
+        spid_proto::audit::v1::audit_ingest_client::AuditIngestClient::connect(ports.grpc_url(ServiceName::AuditLog))
+            .await
+            .unwrap();
+    let login = spid_proto::events::v1::Authentication {
+        spid_code: "SPID0000000001".into(),
+        service_provider: "https://sp.example.it".into(),
+        level: "https://www.spid.gov.it/SpidL2".into(),
+        outcome: "success".into(),
+        protocol: "saml".into(),
+        client_ip: "192.0.2.7".into(),
+    };
+    let event = spid_events::EventBuilder::new(
+        "authn-gateway",
+        "authn.authentication",
+        "SPID0000000001",
+        &spid_types::SystemClock,
+    )
+    .payload(&login)
+    .build();
+    let appended =
+        ingest.append(spid_proto::audit::v1::AppendRequest { event: Some(event) }).await.unwrap().into_inner();
+    assert!(appended.inserted && appended.sequence == 2, "{appended:?}");
+    let idpctl_audit = |args: &[&str]| {
+        let out = Command::new(bin("idpctl"))
+            .arg("--audit-log")
+            .arg(ports.grpc_url(ServiceName::AuditLog))
+            .arg("audit")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = idpctl_audit(&["verify", "--json"]);
+    assert!(ok, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((report["intact"].as_bool(), report["records_checked"].as_u64()), (Some(true), Some(2)), "{out}");
+    let (ok, out, err) = idpctl_audit(&["authentications", "--spid-code", "SPID0000000001", "--json"]);
+    assert!(ok, "{err}");
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list[0]["service_provider"], "https://sp.example.it");
+    let extract = data.path().join("extract.csv");
+    let (ok, out, err) =
+        idpctl_audit(&["extract", "--spid-code", "SPID0000000001", "--out", extract.to_str().unwrap()]);
+    assert!(ok && out.contains("1 records"), "{out}{err}");
+    let verified = Command::new("openssl")
+        .args(["cms", "-verify", "-binary", "-inform", "DER", "-purpose", "any", "-out", "/dev/null", "-in"])
+        .arg(data.path().join("extract.csv.p7s"))
+        .arg("-content")
+        .arg(&extract)
+        .arg("-CAfile")
+        .arg(data.path().join("extract.csv.signer.pem"))
+        .output()
+        .unwrap();
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
+    let (ok, out, _) = idpctl_audit(&["search", "--sp", "https://sp.example.it", "--json"]);
+    assert!(ok);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap().as_array().map(Vec::len), Some(1));
+
     // A stopped deployment is reported, not hidden.
     drop(child);
     let mut idpctl = Command::new(bin("idpctl"));
