@@ -11,13 +11,15 @@ use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 
 use crate::domain::{AuditLog, Query};
+use crate::metrics::AuditMetrics;
 use crate::store::SealRow;
 
-pub fn grpc(log: Arc<AuditLog>) -> spid_server::grpc::GrpcServer {
+pub fn grpc(log: Arc<AuditLog>, metrics: AuditMetrics) -> spid_server::grpc::GrpcServer {
+    let api = Api { log, metrics };
     let mut routes = tonic::service::RoutesBuilder::default();
-    routes.add_service(pb::audit_ingest_server::AuditIngestServer::new(Api(log.clone())));
-    routes.add_service(pb::audit_query_server::AuditQueryServer::new(Api(log.clone())));
-    routes.add_service(pb::audit_integrity_server::AuditIntegrityServer::new(Api(log)));
+    routes.add_service(pb::audit_ingest_server::AuditIngestServer::new(api.clone()));
+    routes.add_service(pb::audit_query_server::AuditQueryServer::new(api.clone()));
+    routes.add_service(pb::audit_integrity_server::AuditIntegrityServer::new(api));
     spid_server::grpc::GrpcServer::new(
         routes,
         vec![
@@ -28,7 +30,11 @@ pub fn grpc(log: Arc<AuditLog>) -> spid_server::grpc::GrpcServer {
     )
 }
 
-pub struct Api(Arc<AuditLog>);
+#[derive(Clone)]
+pub struct Api {
+    log: Arc<AuditLog>,
+    metrics: AuditMetrics,
+}
 
 fn time_of(t: Option<prost_types::Timestamp>, field: &str) -> Result<Option<DateTime<Utc>>, Status> {
     t.map(|t| {
@@ -70,7 +76,8 @@ impl pb::audit_ingest_server::AuditIngest for Api {
             .into_inner()
             .event
             .ok_or_else(|| to_status(ServiceError::invalid("event.missing", "event is required")))?;
-        let (sequence, inserted) = self.0.record(&event).await.map_err(to_status)?;
+        let (sequence, inserted) = self.log.record(&event).await.map_err(to_status)?;
+        self.metrics.appended(&[(sequence, inserted)]);
         Ok(Response::new(pb::AppendResponse { sequence, inserted }))
     }
 }
@@ -92,7 +99,7 @@ impl pb::audit_query_server::AuditQuery for Api {
             response_id: r.response_id,
             assertion_id: r.assertion_id,
         };
-        let records = self.0.search(&query).await.map_err(to_status)?;
+        let records = self.log.search(&query).await.map_err(to_status)?;
         Ok(Response::new(pb::SearchResponse {
             records: records
                 .into_iter()
@@ -111,7 +118,7 @@ impl pb::audit_query_server::AuditQuery for Api {
     ) -> Result<Response<pb::ListAuthenticationsResponse>, Status> {
         let r = request.into_inner();
         let found = self
-            .0
+            .log
             .authentications(&r.spid_code, time_of(r.from, "from")?, time_of(r.until, "until")?, r.limit)
             .await
             .map_err(to_status)?;
@@ -132,7 +139,7 @@ impl pb::audit_query_server::AuditQuery for Api {
     async fn extract(&self, request: Request<pb::ExtractRequest>) -> Result<Response<pb::ExtractResponse>, Status> {
         let r = request.into_inner();
         let e = self
-            .0
+            .log
             .extract(&r.spid_code, time_of(r.from, "from")?, time_of(r.until, "until")?)
             .await
             .map_err(to_status)?;
@@ -151,7 +158,7 @@ impl pb::audit_query_server::AuditQuery for Api {
         let r = request.into_inner();
         let from = day_filter(&r.from_day, "from_day")?;
         let until = day_filter(&r.until_day, "until_day")?;
-        let seals = self.0.seals().await.map_err(to_status)?;
+        let seals = self.log.seals().await.map_err(to_status)?;
         let in_range = |s: &&SealRow| {
             let day = NaiveDate::parse_from_str(&s.day, "%Y-%m-%d").ok();
             from.is_none_or(|f| day.is_some_and(|d| d >= f)) && until.is_none_or(|u| day.is_some_and(|d| d <= u))
@@ -166,7 +173,7 @@ impl pb::audit_integrity_server::AuditIntegrity for Api {
         let r = request.into_inner();
         let from = time_of(r.from, "from")?;
         let until = time_of(r.until, "until")?;
-        let v = self.0.verify(from, until).await.map_err(to_status)?;
+        let v = self.log.verify(from, until).await.map_err(to_status)?;
         let (first_bad_sequence, bad_day, problem) = match &v.broken {
             Some(b) => (b.sequence, b.day.map(|d| d.to_string()).unwrap_or_default(), b.problem.clone()),
             None => (0, String::new(), String::new()),
@@ -182,7 +189,10 @@ impl pb::audit_integrity_server::AuditIntegrity for Api {
     }
 
     async fn seal_days(&self, _: Request<pb::SealDaysRequest>) -> Result<Response<pb::SealDaysResponse>, Status> {
-        let sealed = self.0.seal_days().await.map_err(to_status)?;
+        let sealed = self.log.seal_days().await;
+        let broken = sealed.as_ref().is_err_and(|e| e.code == crate::integrity::CHAIN_BROKEN);
+        self.metrics.sealed(&self.log.seals().await, broken);
+        let sealed = sealed.map_err(to_status)?;
         Ok(Response::new(pb::SealDaysResponse { sealed: sealed.iter().map(seal_of).collect() }))
     }
 
@@ -190,7 +200,8 @@ impl pb::audit_integrity_server::AuditIntegrity for Api {
         &self,
         _: Request<pb::ApplyRetentionRequest>,
     ) -> Result<Response<pb::ApplyRetentionResponse>, Status> {
-        let r = self.0.apply_retention().await.map_err(to_status)?;
+        let r = self.log.apply_retention().await.map_err(to_status)?;
+        self.metrics.retained(&r);
         Ok(Response::new(pb::ApplyRetentionResponse {
             records_removed: r.records_removed,
             evidence_references_removed: r.evidence_references_removed,

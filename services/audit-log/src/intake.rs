@@ -12,9 +12,13 @@ use spid_proto::events::v1::Envelope;
 use spid_types::{ErrorKind, ServiceError};
 
 use crate::domain::AuditLog;
+use crate::metrics::AuditMetrics;
 use crate::store::Prepared;
 
-pub struct Intake(pub Arc<AuditLog>);
+pub struct Intake {
+    pub log: Arc<AuditLog>,
+    pub metrics: AuditMetrics,
+}
 
 /// Most messages stored in one transaction.
 const BATCH: usize = 1000;
@@ -36,8 +40,9 @@ fn classify(e: ServiceError) -> HandlerError {
 #[async_trait]
 impl MessageHandler for Intake {
     async fn handle(&self, delivery: &Delivery) -> Result<(), HandlerError> {
-        let prepared = prepare(&self.0, delivery)?;
-        self.0.append(std::slice::from_ref(&prepared)).await.map_err(classify)?;
+        let prepared = prepare(&self.log, delivery)?;
+        let outcome = self.log.append(std::slice::from_ref(&prepared)).await.map_err(classify)?;
+        self.metrics.appended(&outcome);
         Ok(())
     }
 
@@ -47,7 +52,7 @@ impl MessageHandler for Intake {
         let mut prepared = Vec::with_capacity(batch.len());
         let mut stop = None;
         for delivery in batch {
-            match prepare(&self.0, delivery) {
+            match prepare(&self.log, delivery) {
                 Ok(p) => prepared.push(p),
                 Err(e) => {
                     stop = Some(e);
@@ -56,8 +61,9 @@ impl MessageHandler for Intake {
             }
         }
         if !prepared.is_empty() {
-            match self.0.append(&prepared).await {
+            match self.log.append(&prepared).await {
                 Ok(outcome) => {
+                    self.metrics.appended(&outcome);
                     let new = outcome.iter().filter(|(_, inserted)| *inserted).count();
                     tracing::debug!(stored = new, redelivered = outcome.len() - new, "audit batch recorded");
                 }

@@ -14,6 +14,8 @@ use crate::store::SealRow;
 use crate::verify::{self, Break, Walker};
 
 const PAGE: u32 = 5000;
+/// Error code of a sealing run that found the chain broken.
+pub const CHAIN_BROKEN: &str = "audit.chain_broken";
 
 /// The outcome of [`AuditLog::verify`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +79,11 @@ impl AuditLog {
         let Some(mut day) = first_day else { return Ok(Vec::new()) };
         let broken = |b: Break| {
             tracing::error!(sequence = b.sequence, problem = %b.problem, "audit chain broken: sealing stopped");
-            ServiceError::internal(format!("the audit chain is broken at record {}: {}", b.sequence, b.problem))
+            ServiceError::new(
+                spid_types::ErrorKind::Internal,
+                CHAIN_BROKEN,
+                format!("the audit chain is broken at record {}: {}", b.sequence, b.problem),
+            )
         };
         let mut walker = Walker::new(&self.keys, &seals, last).map_err(broken)?;
         let mut previous = last.map_or(crate::chain::GENESIS.to_vec(), |s| s.digest.clone());

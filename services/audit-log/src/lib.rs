@@ -23,6 +23,7 @@ mod index;
 mod intake;
 mod integrity;
 mod keys;
+mod metrics;
 mod seal;
 mod store;
 #[cfg(test)]
@@ -40,6 +41,7 @@ use spid_types::ServiceName;
 pub use domain::{AuditLog, Extract, Policy, Query, Record};
 pub use integrity::{Retention, Verification};
 pub use keys::{AuditKeys, KeyError};
+use metrics::AuditMetrics;
 pub use seal::{LocalTimestamper, NoTimestamp, Rfc3161, Timestamper};
 
 pub const SERVICE: ServiceName = ServiceName::AuditLog;
@@ -72,12 +74,17 @@ pub fn open(config: &Config, db: spid_db::Db, clock: Arc<dyn spid_types::Clock>)
 }
 
 /// Seals finished days, then applies retention, every `interval`.
-async fn run_jobs(log: Arc<AuditLog>, interval: Duration, shutdown: CancellationToken) {
+async fn run_jobs(log: Arc<AuditLog>, metrics: AuditMetrics, interval: Duration, shutdown: CancellationToken) {
     loop {
-        if let Err(e) = log.seal_days().await {
-            tracing::error!(error = %e, "sealing failed");
-        } else if let Err(e) = log.apply_retention().await {
-            tracing::error!(error = %e, "retention failed");
+        let sealed = log.seal_days().await;
+        let broken = sealed.as_ref().is_err_and(|e| e.code == integrity::CHAIN_BROKEN);
+        metrics.sealed(&log.seals().await, broken);
+        match sealed {
+            Err(e) => tracing::error!(error = %e, "sealing failed"),
+            Ok(_) => match log.apply_retention().await {
+                Ok(r) => metrics.retained(&r),
+                Err(e) => tracing::error!(error = %e, "retention failed"),
+            },
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -89,6 +96,7 @@ async fn run_jobs(log: Arc<AuditLog>, interval: Duration, shutdown: Cancellation
 pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Result<(), RunError> {
     migrate(&deps.db).await?;
     let log = Arc::new(open(config, deps.db.clone(), deps.clock.clone())?);
+    let metrics = AuditMetrics::new(deps.metrics.registry()).map_err(RunError::new)?;
     // audit-log keeps nothing in the cache: its readiness is its database
     // and the bus.
     let health = Health::new().with(DbCheck(deps.db.clone())).with(BusCheck(deps.bus.clone()));
@@ -97,15 +105,16 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
         deps.bus.clone(),
         CONSUMER_GROUP.to_owned(),
         vec![spid_types::topics::AUDIT],
-        Arc::new(intake::Intake(log.clone())),
+        Arc::new(intake::Intake { log: log.clone(), metrics: metrics.clone() }),
         deps.metrics.clone(),
         shutdown.clone(),
     );
-    let jobs = run_jobs(log.clone(), Duration::from_secs(config.audit.job_interval_secs), shutdown.clone());
+    let jobs =
+        run_jobs(log.clone(), metrics.clone(), Duration::from_secs(config.audit.job_interval_secs), shutdown.clone());
     let parts = spid_server::host::ServiceParts {
         common: deps.http_common(SERVICE, health),
         http_routes: |_: &mut actix_web::web::ServiceConfig| {},
-        grpc: api::grpc(log),
+        grpc: api::grpc(log, metrics),
         background: vec![Box::pin(relay.run(shutdown.clone())), Box::pin(consumer), Box::pin(jobs)],
         listeners: deps.listeners,
     };
