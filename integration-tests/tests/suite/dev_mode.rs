@@ -185,6 +185,17 @@ async fn dev_mode_runs_everything_in_one_process() {
     let (ok, out, _) = idpctl_audit(&["search", "--sp", "https://sp.example.it", "--json"]);
     assert!(ok);
     assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap().as_array().map(Vec::len), Some(1));
+    let metrics = http
+        .get(format!("{}/metrics", ports.http_url(ServiceName::AuditLog)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let records = metrics.lines().find(|l| l.starts_with("idp_audit_records_total")).unwrap_or_default();
+    assert!(records.ends_with(" 2"), "{records}");
+    assert!(metrics.contains("idp_audit_chain_broken{service=\"audit-log\"} 0"), "{metrics}");
 
     // A stopped deployment is reported, not hidden.
     drop(child);
