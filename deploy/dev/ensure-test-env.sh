@@ -38,6 +38,12 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
 fi
 redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { echo "Redis is not reachable on 127.0.0.1:6379" >&2; exit 1; }
 
+# --- independent implementations the conformance tests compare against ------
+if ! python3 -c "import codicefiscale" >/dev/null 2>&1; then
+  say "installing python-codicefiscale (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check python-codicefiscale==0.12.1
+fi
+
 # --- the Kafka-protocol broker ----------------------------------------------
 # tansu with its SQLite-compatible (libsql) storage, built once into the
 # cargo home and reused: its cold build takes tens of minutes on 2 cores.
