@@ -110,7 +110,8 @@ pub struct CodiceFiscale {
 
 fn check_character(first15: &[u8]) -> char {
     // Values of characters in odd (1st, 3rd, ...) positions, for 0-9 and A-Z.
-    const ODD: [u32; 26] = [1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23];
+    const ODD: [u32; 26] =
+        [1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23];
     let value = |c: u8, odd: bool| -> u32 {
         let index = if c.is_ascii_digit() { u32::from(c - b'0') } else { u32::from(c - b'A') };
         if odd { ODD[index as usize] } else { index }
@@ -305,8 +306,13 @@ mod tests {
     #[test]
     fn known_codes() {
         // Examples of the Agenzia delle Entrate rules, computed by hand.
-        let mario =
-            Person { surname: "Rossi", name: "Mario", birth_date: date(1980, 2, 1), sex: Sex::Male, birthplace: "H501" };
+        let mario = Person {
+            surname: "Rossi",
+            name: "Mario",
+            birth_date: date(1980, 2, 1),
+            sex: Sex::Male,
+            birthplace: "H501",
+        };
         assert_eq!(encode(&mario), "RSSMRA80B01H501T");
         CodiceFiscale::parse("RSSMRA80B01H501T").unwrap().check(&mario).unwrap();
         assert_eq!(surname_code("Fo"), "FOX");
@@ -330,7 +336,13 @@ mod tests {
         assert_eq!(CodiceFiscale::parse(&nowhere), Err(CfError::UnknownPlace("Z999".into())));
 
         let cf = CodiceFiscale::parse("RSSMRA80B01H501T").unwrap();
-        let ok = Person { surname: "Rossi", name: "Mario", birth_date: date(1980, 2, 1), sex: Sex::Male, birthplace: "H501" };
+        let ok = Person {
+            surname: "Rossi",
+            name: "Mario",
+            birth_date: date(1980, 2, 1),
+            sex: Sex::Male,
+            birthplace: "H501",
+        };
         assert_eq!(cf.check(&Person { surname: "Bianchi", ..ok.clone() }), Err(CfError::Surname));
         assert_eq!(cf.check(&Person { name: "Maria", ..ok.clone() }), Ok(()), "same letters: MRA");
         assert_eq!(cf.check(&Person { name: "Marco", ..ok.clone() }), Err(CfError::Name));
@@ -347,7 +359,13 @@ mod tests {
         let omocode = format!("{}{}", String::from_utf8_lossy(first15), check_character(first15));
         let cf = CodiceFiscale::parse(&omocode).unwrap();
         assert_eq!(cf.without_omocodia(), "RSSMRA80B01H501T");
-        let p = Person { surname: "Rossi", name: "Mario", birth_date: date(1980, 2, 1), sex: Sex::Male, birthplace: "H501" };
+        let p = Person {
+            surname: "Rossi",
+            name: "Mario",
+            birth_date: date(1980, 2, 1),
+            sex: Sex::Male,
+            birthplace: "H501",
+        };
         cf.check(&p).unwrap();
     }
 

@@ -16,10 +16,33 @@ use spid_codice_fiscale::{CodiceFiscale, Person, Sex, all_places, encode, place_
 
 const CASES: usize = 400;
 
-const SURNAMES: &[&str] =
-    &["Rossi", "D'Annunzio", "Fo", "Lù", "De Santis", "Öztürk", "Bianchi", "Xu", "Aiello", "Scarpellini", "Dell'Orto", "Ng"];
-const NAMES: &[&str] =
-    &["Mario", "Gianfranco", "Niccolò", "Bo", "Anna Maria", "Eleonora", "Jürgen", "Ai", "Cristoforo", "Zoe", "Francesca"];
+const SURNAMES: &[&str] = &[
+    "Rossi",
+    "D'Annunzio",
+    "Fo",
+    "Lù",
+    "De Santis",
+    "Öztürk",
+    "Bianchi",
+    "Xu",
+    "Aiello",
+    "Scarpellini",
+    "Dell'Orto",
+    "Ng",
+];
+const NAMES: &[&str] = &[
+    "Mario",
+    "Gianfranco",
+    "Niccolò",
+    "Bo",
+    "Anna Maria",
+    "Eleonora",
+    "Jürgen",
+    "Ai",
+    "Cristoforo",
+    "Zoe",
+    "Francesca",
+];
 
 /// xorshift64*: deterministic, so a failure reproduces.
 struct Rng(u64);
@@ -72,13 +95,17 @@ fn agrees_with_python_codicefiscale() {
     places.dedup();
     let mut persons = Vec::new();
     while persons.len() < CASES {
-        let date = NaiveDate::from_ymd_opt(1930 + (rng.next() % 90) as i32, 1 + (rng.next() % 12) as u32, 1 + (rng.next() % 28) as u32)
-            .unwrap();
+        let date = NaiveDate::from_ymd_opt(
+            1930 + (rng.next() % 90) as i32,
+            1 + (rng.next() % 12) as u32,
+            1 + (rng.next() % 28) as u32,
+        )
+        .unwrap();
         let place = rng.pick(&places);
         if place_on(place, date).is_none() {
             continue;
         }
-        let sex = if rng.next() % 2 == 0 { Sex::Male } else { Sex::Female };
+        let sex = if rng.next().is_multiple_of(2) { Sex::Male } else { Sex::Female };
         persons.push((rng.pick(SURNAMES), rng.pick(NAMES), date, sex, place));
     }
     let input = serde_json::Value::Array(

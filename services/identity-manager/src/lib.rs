@@ -3,8 +3,11 @@
 //!
 //! Today: the service shell every feature builds on — its database with the
 //! platform outbox, the outbox relay publishing lifecycle and audit events,
-//! health, readiness, metrics and the gRPC server. Registration and the
-//! credential check come with their issues.
+//! health, readiness, metrics and the gRPC server; the password rules and
+//! hashing of REG-6 ([`password`]). Registration and the credential check
+//! come with their issues.
+
+pub mod password;
 
 use spid_config::Config;
 use spid_server::{CancellationToken, Deps, RunError};
