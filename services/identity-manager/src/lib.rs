@@ -8,6 +8,7 @@
 //! come with their issues.
 
 pub mod password;
+pub mod request;
 
 use spid_config::Config;
 use spid_server::{CancellationToken, Deps, RunError};
