@@ -1,5 +1,6 @@
-//! What the audit keys do: encrypt records (AES-256-GCM, the event id as
-//! associated data so a ciphertext cannot be moved to another record),
+//! What the audit keys do: encrypt records (AES-256-GCM through
+//! `spid_secrets`, the event id as associated data so a ciphertext cannot
+//! be moved to another record),
 //! blind search keys (HMAC-SHA-256), signatures (ECDSA P-256) and detached
 //! CMS signatures for extracts.
 
@@ -7,14 +8,11 @@ use hmac::{Hmac, Mac};
 use openssl::cms::{CMSOptions, CmsContentInfo};
 use openssl::hash::MessageDigest;
 use openssl::sign::{Signer, Verifier};
-use openssl::symm::{Cipher, decrypt_aead, encrypt_aead};
 use sha2::Sha256;
 use spid_types::ServiceError;
 
 use crate::keys::AuditKeys;
 
-const NONCE: usize = 12;
-const TAG: usize = 16;
 /// Length of a blind index value.
 pub const BLIND_LEN: usize = 16;
 
@@ -22,34 +20,19 @@ pub const BLIND_LEN: usize = 16;
 /// `nonce ‖ ciphertext ‖ tag`.
 pub fn encrypt(keys: &AuditKeys, aad: &[u8], plaintext: &[u8]) -> Result<(u32, Vec<u8>), ServiceError> {
     let (id, key) = keys.active();
-    let mut nonce = [0u8; NONCE];
-    openssl::rand::rand_bytes(&mut nonce).map_err(ServiceError::internal)?;
-    let mut tag = [0u8; TAG];
-    let ciphertext = encrypt_aead(Cipher::aes_256_gcm(), &key.0, Some(&nonce), aad, plaintext, &mut tag)
-        .map_err(ServiceError::internal)?;
-    let mut out = Vec::with_capacity(NONCE + ciphertext.len() + TAG);
-    out.extend_from_slice(&nonce);
-    out.extend_from_slice(&ciphertext);
-    out.extend_from_slice(&tag);
-    Ok((id, out))
+    Ok((id, key.seal(aad, plaintext).map_err(ServiceError::internal)?))
 }
 
 /// Decrypts what [`encrypt`] produced; `None` if the key is unknown or the
 /// ciphertext, its associated data or its tag were altered.
 pub fn decrypt(keys: &AuditKeys, key_id: u32, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
-    let key = keys.data_key(key_id)?;
-    if sealed.len() < NONCE + TAG {
-        return None;
-    }
-    let (nonce, rest) = sealed.split_at(NONCE);
-    let (ciphertext, tag) = rest.split_at(rest.len() - TAG);
-    decrypt_aead(Cipher::aes_256_gcm(), &key.0, Some(nonce), aad, ciphertext, tag).ok()
+    keys.data_key(key_id)?.open(aad, sealed)
 }
 
 /// The blind index value of a searchable field: the same input always gives
 /// the same value, which says nothing about the input without the key.
 pub fn blind(keys: &AuditKeys, kind: &str, value: &str) -> Vec<u8> {
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&keys.index.0) else { return Vec::new() };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(keys.index.bytes()) else { return Vec::new() };
     mac.update(kind.as_bytes());
     mac.update(&[0]);
     mac.update(value.as_bytes());
@@ -94,7 +77,7 @@ mod tests {
         assert_eq!(decrypt(&keys, id, b"event-1", &sealed).unwrap(), b"personal data");
         assert!(decrypt(&keys, id, b"event-2", &sealed).is_none(), "moved to another record");
         let mut flipped = sealed.clone();
-        flipped[NONCE + 2] ^= 1;
+        flipped[14] ^= 1;
         assert!(decrypt(&keys, id, b"event-1", &flipped).is_none(), "altered ciphertext");
         assert!(decrypt(&keys, id + 1, b"event-1", &sealed).is_none(), "unknown key");
         assert!(decrypt(&keys, id, b"event-1", &sealed[..10]).is_none(), "truncated");

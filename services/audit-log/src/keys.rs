@@ -12,14 +12,11 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use openssl::ec::{EcGroup, EcKey};
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
-
-pub const KEY_LEN: usize = 32;
+use spid_secrets::{SecretKey, write_private};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -35,13 +32,12 @@ fn file_err(path: &Path, reason: impl ToString) -> KeyError {
     KeyError::File { path: path.to_owned(), reason: reason.to_string() }
 }
 
-/// Secret bytes that never show in `Debug` output or logs.
-#[derive(Clone)]
-pub struct SecretKey(pub(crate) [u8; KEY_LEN]);
-
-impl std::fmt::Debug for SecretKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretKey(..)")
+impl From<spid_secrets::SecretError> for KeyError {
+    fn from(e: spid_secrets::SecretError) -> Self {
+        match e {
+            spid_secrets::SecretError::File { path, reason } => KeyError::File { path, reason },
+            spid_secrets::SecretError::Crypto(reason) => KeyError::Generate(reason),
+        }
     }
 }
 
@@ -76,11 +72,11 @@ impl AuditKeys {
             let entry = entry.map_err(|e| file_err(dir, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if let Some(id) = data_key_id(&name) {
-                data.insert(id, read_secret(&entry.path())?);
+                data.insert(id, SecretKey::read(&entry.path())?);
             }
         }
         let active = *data.keys().next_back().ok_or_else(|| KeyError::NoDataKey { dir: dir.to_owned() })?;
-        let index = read_secret(&dir.join(INDEX))?;
+        let index = SecretKey::read(&dir.join(INDEX))?;
         let pem = fs::read(dir.join(SIGNING_KEY)).map_err(|e| file_err(&dir.join(SIGNING_KEY), e))?;
         let signing_key = PKey::private_key_from_pem(&pem).map_err(|e| file_err(&dir.join(SIGNING_KEY), e))?;
         let pem = fs::read(dir.join(CERTIFICATE)).map_err(|e| file_err(&dir.join(CERTIFICATE), e))?;
@@ -101,7 +97,7 @@ impl AuditKeys {
             .max()
             .unwrap_or(0)
             + 1;
-        write_secret(&dir.join(data_key_name(next)))?;
+        SecretKey::generate(&dir.join(data_key_name(next)))?;
         Ok(next)
     }
 
@@ -127,50 +123,16 @@ fn data_key_id(name: &str) -> Option<u32> {
     name.strip_prefix("data-")?.strip_suffix(".key")?.parse().ok()
 }
 
-fn read_secret(path: &Path) -> Result<SecretKey, KeyError> {
-    let text = fs::read_to_string(path).map_err(|e| file_err(path, e))?;
-    let bytes = STANDARD.decode(text.trim()).map_err(|_| file_err(path, "not base64"))?;
-    let key: [u8; KEY_LEN] = bytes.try_into().map_err(|_| file_err(path, "not a 32-byte key"))?;
-    Ok(SecretKey(key))
-}
-
-/// Writes a new owner-only file, all at once: written aside, then linked
-/// into place, so a process starting at the same moment never reads half a
-/// key, and an existing file is never replaced.
-fn write_private(path: &Path, contents: &[u8]) -> Result<(), KeyError> {
-    use std::io::Write;
-    let aside = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&aside).map_err(|e| file_err(&aside, e))?;
-    file.write_all(contents).and_then(|()| file.sync_all()).map_err(|e| file_err(&aside, e))?;
-    let linked = fs::hard_link(&aside, path);
-    let _ = fs::remove_file(&aside);
-    match linked {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(file_err(path, e)),
-    }
-}
-
-fn write_secret(path: &Path) -> Result<(), KeyError> {
-    let mut key = [0u8; KEY_LEN];
-    openssl::rand::rand_bytes(&mut key).map_err(|e| KeyError::Generate(e.to_string()))?;
-    write_private(path, format!("{}\n", STANDARD.encode(key)).as_bytes())
-}
-
 fn generate_missing(dir: &Path) -> Result<(), KeyError> {
     fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
     let has_data_key = fs::read_dir(dir)
         .map_err(|e| file_err(dir, e))?
         .any(|e| e.is_ok_and(|e| data_key_id(&e.file_name().to_string_lossy()).is_some()));
     if !has_data_key {
-        write_secret(&dir.join(data_key_name(1)))?;
+        SecretKey::generate(&dir.join(data_key_name(1)))?;
     }
     if !dir.join(INDEX).exists() {
-        write_secret(&dir.join(INDEX))?;
+        SecretKey::generate(&dir.join(INDEX))?;
     }
     if !dir.join(SIGNING_KEY).exists() {
         let (key, cert) = self_signed("SPID IdP audit (development)").map_err(|e| KeyError::Generate(e.to_string()))?;
@@ -225,17 +187,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let keys = AuditKeys::load(dir.path(), true).unwrap();
         assert_eq!(keys.active().0, 1);
-        let first = keys.active().1.0;
+        let first = *keys.active().1.bytes();
         // A second start keeps the same keys.
         let again = AuditKeys::load(dir.path(), true).unwrap();
-        assert_eq!(again.active().1.0, first);
+        assert_eq!(again.active().1.bytes(), &first);
         assert_eq!(again.certificate_pem(), keys.certificate_pem());
 
         assert_eq!(AuditKeys::rotate(dir.path()).unwrap(), 2);
         let rotated = AuditKeys::load(dir.path(), false).unwrap();
         assert_eq!(rotated.active().0, 2);
-        assert_eq!(rotated.data_key(1).unwrap().0, first);
-        assert_ne!(rotated.active().1.0, first);
+        assert_eq!(rotated.data_key(1).unwrap().bytes(), &first);
+        assert_ne!(rotated.active().1.bytes(), &first);
         assert_eq!(format!("{:?}", rotated.active().1), "SecretKey(..)");
 
         #[cfg(unix)]
