@@ -3,10 +3,13 @@
 //!
 //! Today: the service shell every feature builds on — its database with the
 //! platform outbox, the outbox relay publishing lifecycle and audit events,
-//! health, readiness, metrics and the gRPC server; the password rules and
-//! hashing of REG-6 ([`password`]). Registration and the credential check
-//! come with their issues.
+//! health, readiness, metrics and the gRPC server; and the first domain
+//! pieces of registration: the password rules and hashing of REG-6
+//! ([`password`]), the identity request state machine ([`request`]) and
+//! the envelope encryption of evidence ([`evidence`]). Storage, the gRPC and
+//! HTTP interfaces of registration and the credential check build on these.
 
+pub mod evidence;
 pub mod password;
 pub mod request;
 
