@@ -12,6 +12,7 @@
 pub mod evidence;
 pub mod password;
 pub mod request;
+pub mod store;
 
 use spid_config::Config;
 use spid_server::{CancellationToken, Deps, RunError};
@@ -20,7 +21,10 @@ use spid_types::ServiceName;
 pub const SERVICE: ServiceName = ServiceName::IdentityManager;
 
 pub async fn migrate(db: &spid_db::Db) -> Result<(), spid_db::DbError> {
-    spid_events::migrate(db).await
+    static PG: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+    static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+    spid_events::migrate(db).await?;
+    db.migrate("identity_manager", &PG, &SQLITE).await
 }
 
 pub async fn run(_config: &Config, deps: Deps, shutdown: CancellationToken) -> Result<(), RunError> {

@@ -1,0 +1,331 @@
+//! Storage of identity requests: each transition is checked by
+//! [`crate::request::transition`], written with its history row and its
+//! audit event (through the outbox) in one transaction, and refused if the
+//! request changed meanwhile (optimistic version check).
+
+use chrono::{DateTime, Utc};
+use spid_db::Db;
+use spid_events::EventBuilder;
+use spid_proto::events::v1::{AuditNote, actor};
+use spid_types::{Clock, ErrorKind, ServiceError};
+use sqlx::Row;
+
+use crate::request::{Action, Actor, Method, RequestState, TransitionError, transition};
+
+fn db_err(e: sqlx::Error) -> ServiceError {
+    ServiceError::internal(e)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityType {
+    Private,
+    ProfessionalNatural,
+    ProfessionalLegal,
+}
+
+impl IdentityType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Private => "private",
+            Self::ProfessionalNatural => "professional_natural",
+            Self::ProfessionalLegal => "professional_legal",
+        }
+    }
+}
+
+fn state_of(s: &str) -> Result<RequestState, ServiceError> {
+    RequestState::ALL
+        .into_iter()
+        .find(|st| st.as_str() == s)
+        .ok_or_else(|| ServiceError::internal(format!("unknown request state {s}")))
+}
+
+fn method_str(m: Method) -> &'static str {
+    match m {
+        Method::Counter => "counter",
+        Method::Video => "video",
+        Method::VideoWithTransfer => "video_transfer",
+        Method::ElectronicDocument => "electronic_document",
+        Method::SignedForm => "signed_form",
+    }
+}
+
+fn actor_str(a: Actor) -> (&'static str, actor::Kind) {
+    match a {
+        Actor::Applicant => ("applicant", actor::Kind::Holder),
+        Actor::Operator => ("operator", actor::Kind::Operator),
+        Actor::Verifier => ("verifier", actor::Kind::Operator),
+        Actor::Administrator => ("administrator", actor::Kind::Administrator),
+        Actor::Scheduler => ("scheduler", actor::Kind::Scheduler),
+    }
+}
+
+/// A request as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRecord {
+    pub id: String,
+    pub holder_id: String,
+    pub state: RequestState,
+    pub state_since: DateTime<Utc>,
+    pub version: i64,
+}
+
+/// One line of a request's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub version: i64,
+    pub from: String,
+    pub to: String,
+    pub actor: String,
+    pub actor_id: String,
+    pub reason: Option<String>,
+}
+
+pub struct RequestStore {
+    db: Db,
+}
+
+impl RequestStore {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// A natural-person holder and their draft request.
+    pub async fn create_draft(
+        &self,
+        codice_fiscale: &str,
+        surname: &str,
+        given_name: &str,
+        identity_type: IdentityType,
+        assisted: bool,
+        clock: &dyn Clock,
+    ) -> Result<RequestRecord, ServiceError> {
+        let now = clock.now();
+        let holder_id = uuid::Uuid::now_v7().to_string();
+        let id = uuid::Uuid::now_v7().to_string();
+        let mut tx = self.db.pool().begin().await.map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO holders (id, kind, codice_fiscale, surname, given_name, created_at)
+             VALUES ($1, 'natural', $2, $3, $4, $5)",
+        )
+        .bind(&holder_id)
+        .bind(codice_fiscale)
+        .bind(surname)
+        .bind(given_name)
+        .bind(now.timestamp_micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO identity_requests (id, holder_id, identity_type, channel, state, state_since, created_at, version)
+             VALUES ($1, $2, $3, $4, 'draft', $5, $5, 0)",
+        )
+        .bind(&id)
+        .bind(&holder_id)
+        .bind(identity_type.as_str())
+        .bind(if assisted { "counter" } else { "online" })
+        .bind(now.timestamp_micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(RequestRecord { id, holder_id, state: RequestState::Draft, state_since: now, version: 0 })
+    }
+
+    pub async fn get(&self, id: &str) -> Result<RequestRecord, ServiceError> {
+        let row = sqlx::query("SELECT id, holder_id, state, state_since, version FROM identity_requests WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| ServiceError::not_found("request.not_found", "no such identity request"))?;
+        Ok(RequestRecord {
+            id: row.try_get("id").map_err(db_err)?,
+            holder_id: row.try_get("holder_id").map_err(db_err)?,
+            state: state_of(&row.try_get::<String, _>("state").map_err(db_err)?)?,
+            state_since: DateTime::from_timestamp_micros(row.try_get("state_since").map_err(db_err)?)
+                .unwrap_or_default(),
+            version: row.try_get("version").map_err(db_err)?,
+        })
+    }
+
+    /// Applies `action` by `actor` (`actor_id`: operator id, holder id,
+    /// `scheduler`); returns the new state. Nothing changes on refusal.
+    pub async fn apply(
+        &self,
+        id: &str,
+        action: &Action,
+        by: Actor,
+        actor_id: &str,
+        clock: &dyn Clock,
+    ) -> Result<RequestState, ServiceError> {
+        let current = self.get(id).await?;
+        let to = transition(current.state, action, by).map_err(|e| {
+            let kind = match e {
+                TransitionError::Illegal { .. } => ErrorKind::FailedPrecondition,
+                TransitionError::Actor { .. } => ErrorKind::PermissionDenied,
+                TransitionError::ReasonMissing => ErrorKind::InvalidInput,
+            };
+            ServiceError::new(kind, e.code(), e.to_string())
+        })?;
+        let now = clock.now();
+        let reason = match action {
+            Action::Deny { reason } => Some(reason.clone()),
+            _ => None,
+        };
+        let method = match action {
+            Action::StartIdentification { method } => Some(method_str(*method)),
+            _ => None,
+        };
+        let mut tx = self.db.pool().begin().await.map_err(db_err)?;
+        let updated = sqlx::query(
+            "UPDATE identity_requests SET state = $1, state_since = $2, version = version + 1,
+                    method = COALESCE($3, method)
+             WHERE id = $4 AND version = $5",
+        )
+        .bind(to.as_str())
+        .bind(now.timestamp_micros())
+        .bind(method)
+        .bind(id)
+        .bind(current.version)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if updated.rows_affected() != 1 {
+            return Err(ServiceError::new(
+                ErrorKind::FailedPrecondition,
+                "request.conflict",
+                "the request changed meanwhile; read it again",
+            ));
+        }
+        let (actor_name, actor_kind) = actor_str(by);
+        sqlx::query(
+            "INSERT INTO request_transitions (request_id, version, from_state, to_state, actor_kind, actor_id, reason, at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id)
+        .bind(current.version + 1)
+        .bind(current.state.as_str())
+        .bind(to.as_str())
+        .bind(actor_name)
+        .bind(actor_id)
+        .bind(reason.clone())
+        .bind(now.timestamp_micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let note = AuditNote {
+            category: "identity_request".into(),
+            fields: [
+                ("from".to_owned(), current.state.as_str().to_owned()),
+                ("to".to_owned(), to.as_str().to_owned()),
+                ("holder_id".to_owned(), current.holder_id.clone()),
+            ]
+            .into(),
+        };
+        let mut event =
+            EventBuilder::new(crate::SERVICE.as_str(), &format!("identity_request.{}", to.as_str()), id, clock)
+                .actor(actor_kind, actor_id)
+                .payload(&note);
+        if let Some(r) = &reason {
+            event = event.reason(r);
+        }
+        spid_events::outbox::enqueue(&mut tx, spid_types::topics::AUDIT, &event.build()).await.map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(to)
+    }
+
+    pub async fn history(&self, id: &str) -> Result<Vec<Transition>, ServiceError> {
+        let rows = sqlx::query(
+            "SELECT version, from_state, to_state, actor_kind, actor_id, reason FROM request_transitions
+             WHERE request_id = $1 ORDER BY version",
+        )
+        .bind(id)
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Transition {
+                    version: r.try_get("version").map_err(db_err)?,
+                    from: r.try_get("from_state").map_err(db_err)?,
+                    to: r.try_get("to_state").map_err(db_err)?,
+                    actor: r.try_get("actor_kind").map_err(db_err)?,
+                    actor_id: r.try_get("actor_id").map_err(db_err)?,
+                    reason: r.try_get("reason").map_err(db_err)?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spid_types::SystemClock;
+
+    async fn store(dir: &std::path::Path) -> RequestStore {
+        let db = spid_server::testkit::database(dir, "identity").await.unwrap();
+        crate::migrate(&db).await.unwrap();
+        RequestStore::new(db)
+    }
+
+    #[tokio::test]
+    async fn a_request_walks_to_active_with_its_history_and_audit_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path()).await;
+        let clock = SystemClock;
+        let r =
+            s.create_draft("RSSMRA80B01H501T", "Rossi", "Mario", IdentityType::Private, false, &clock).await.unwrap();
+        let steps = [
+            (Action::Submit, Actor::Applicant, "holder"),
+            (Action::StartIdentification { method: Method::Video }, Actor::Applicant, "holder"),
+            (Action::Identify, Actor::Operator, "op-7"),
+            (Action::Verify, Actor::Verifier, "ver-2"),
+            (Action::OfferDocuments, Actor::Verifier, "ver-2"),
+            (Action::Accept, Actor::Applicant, "holder"),
+        ];
+        for (action, by, who) in &steps {
+            s.apply(&r.id, action, *by, who, &clock).await.unwrap();
+        }
+        let now = s.get(&r.id).await.unwrap();
+        assert_eq!((now.state, now.version), (RequestState::Active, 6));
+        let history = s.history(&r.id).await.unwrap();
+        assert_eq!(history.len(), 6);
+        assert_eq!(
+            (history[2].from.as_str(), history[2].to.as_str(), history[2].actor_id.as_str()),
+            ("awaiting_identification", "identified", "op-7")
+        );
+        let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE topic = 'spid.audit.v1'")
+            .fetch_one(s.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(events, 6, "one audit event per transition, through the outbox");
+    }
+
+    #[tokio::test]
+    async fn refusals_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path()).await;
+        let clock = SystemClock;
+        let r =
+            s.create_draft("RSSMRA80B01H501T", "Rossi", "Mario", IdentityType::Private, true, &clock).await.unwrap();
+        let err = s.apply(&r.id, &Action::Identify, Actor::Operator, "op-7", &clock).await.unwrap_err();
+        assert_eq!(err.code, "request.illegal_transition");
+        let err = s.apply(&r.id, &Action::Submit, Actor::Operator, "op-7", &clock).await.unwrap_err();
+        assert_eq!(err.code, "request.actor_not_allowed");
+        s.apply(&r.id, &Action::Submit, Actor::Applicant, "holder", &clock).await.unwrap();
+        let err =
+            s.apply(&r.id, &Action::Deny { reason: String::new() }, Actor::Verifier, "v", &clock).await.unwrap_err();
+        assert_eq!(err.code, "request.reason_missing");
+        s.apply(&r.id, &Action::Deny { reason: "documento contraffatto".into() }, Actor::Verifier, "v", &clock)
+            .await
+            .unwrap();
+        let err = s.apply(&r.id, &Action::Lapse, Actor::Scheduler, "scheduler", &clock).await.unwrap_err();
+        assert_eq!(err.code, "request.illegal_transition", "denied is final");
+        let history = s.history(&r.id).await.unwrap();
+        assert_eq!(history.iter().map(|t| t.to.as_str()).collect::<Vec<_>>(), ["submitted", "denied"]);
+        assert_eq!(history[1].reason.as_deref(), Some("documento contraffatto"));
+        assert_eq!(s.get("nope").await.unwrap_err().code, "request.not_found");
+    }
+}
