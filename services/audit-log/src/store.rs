@@ -87,7 +87,7 @@ pub struct Filter {
 }
 
 /// The chain head as locked by a writer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {
     pub last_seq: u64,
     pub last_hash: Hash,
@@ -247,8 +247,11 @@ impl Store {
         }
     }
 
-    /// Postgres: whole columns as arrays through `UNNEST`, a handful of
-    /// parameters whatever the batch size.
+    /// Postgres: whole columns as arrays through `UNNEST`, every insert and
+    /// the head update in one statement (one round trip per batch). First
+    /// optimistically, as if no event were a redelivery; if one is (unique
+    /// violation), back to the savepoint, look the known ids up, and write
+    /// only the new ones.
     async fn append_postgres(
         &self,
         pg: &sqlx::PgPool,
@@ -264,7 +267,23 @@ impl Store {
             row.try_get("last_recorded_at").map_err(db_err)?,
             row.try_get("sealed_until").map_err(db_err)?,
         )?;
-        let ids: Vec<String> = batch.iter().map(|p| p.event_id.clone()).collect();
+        let mut ids = std::collections::HashSet::with_capacity(batch.len());
+        if batch.iter().all(|p| ids.insert(p.event_id.as_str())) {
+            sqlx::query("SAVEPOINT optimistic").execute(&mut *tx).await.map_err(db_err)?;
+            let plan = Plan::new(batch, head.clone(), HashMap::new(), now);
+            match self.write_postgres(&mut tx, &plan, evidence_retention_micros).await {
+                Ok(()) => {
+                    tx.commit().await.map_err(db_err)?;
+                    self.remember_partition(plan.month);
+                    return Ok(plan.outcome);
+                }
+                Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23505") => {
+                    sqlx::query("ROLLBACK TO SAVEPOINT optimistic").execute(&mut *tx).await.map_err(db_err)?;
+                }
+                Err(e) => return Err(db_err(e)),
+            }
+        }
+        let ids: Vec<&str> = batch.iter().map(|p| p.event_id.as_str()).collect();
         let known_rows = sqlx::query("SELECT event_id, seq FROM audit_event_ids WHERE event_id = ANY($1)")
             .bind(&ids)
             .fetch_all(&mut *tx)
@@ -280,21 +299,43 @@ impl Store {
             tx.rollback().await.map_err(db_err)?;
             return Ok(plan.outcome);
         }
+        self.write_postgres(&mut tx, &plan, evidence_retention_micros).await.map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        self.remember_partition(plan.month);
+        Ok(plan.outcome)
+    }
+
+    async fn write_postgres(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        plan: &Plan<'_>,
+        evidence_retention_micros: i64,
+    ) -> Result<(), sqlx::Error> {
         if !self.partition_known(plan.month) {
             for ddl in partition_ddl(plan.month) {
-                sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(db_err)?;
+                sqlx::query(AssertSqlSafe(ddl)).execute(&mut *conn).await?;
             }
         }
         let fresh = &plan.fresh;
-        let n = fresh.len();
+        let keys: Vec<(i64, &[u8])> =
+            fresh.iter().flat_map(|(seq, p, _)| p.keys.iter().map(|k| (*seq as i64, k.as_slice()))).collect();
+        let h = &plan.head;
         sqlx::query(
-            "INSERT INTO audit_records (seq, month, recorded_at, occurred_at, event_id, event_type, source, key_id, sealed, chain)
-             SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
-                                  $7::text[], $8::int[], $9::bytea[], $10::bytea[])",
+            "WITH records AS (
+                INSERT INTO audit_records (seq, month, recorded_at, occurred_at, event_id, event_type, source, key_id, sealed, chain)
+                SELECT s, $2, $3, o, e, t, src, k, sl, ch
+                FROM UNNEST($1::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::int[], $9::bytea[], $10::bytea[])
+                    AS u(s, o, e, t, src, k, sl, ch)
+             ), ids AS (
+                INSERT INTO audit_event_ids (event_id, seq) SELECT e, s FROM UNNEST($5::text[], $1::bigint[]) AS u(e, s)
+             ), blind AS (
+                INSERT INTO audit_keys (key_hash, seq, month) SELECT kh, ks, $2 FROM UNNEST($11::bytea[], $12::bigint[]) AS u(kh, ks)
+             )
+             UPDATE audit_chain_head SET last_seq = $13, last_hash = $14, last_recorded_at = $3, sealed_until = $15 WHERE id = 1",
         )
         .bind(fresh.iter().map(|(seq, _, _)| *seq as i64).collect::<Vec<_>>())
-        .bind(vec![plan.month; n])
-        .bind(vec![plan.recorded_at; n])
+        .bind(plan.month)
+        .bind(plan.recorded_at)
         .bind(fresh.iter().map(|(_, p, _)| p.occurred_at).collect::<Vec<_>>())
         .bind(fresh.iter().map(|(_, p, _)| p.event_id.as_str()).collect::<Vec<_>>())
         .bind(fresh.iter().map(|(_, p, _)| p.event_type.as_str()).collect::<Vec<_>>())
@@ -302,26 +343,13 @@ impl Store {
         .bind(fresh.iter().map(|(_, p, _)| p.key_id as i32).collect::<Vec<_>>())
         .bind(fresh.iter().map(|(_, p, _)| p.sealed.as_slice()).collect::<Vec<_>>())
         .bind(fresh.iter().map(|(_, _, chained)| chained.as_slice()).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        sqlx::query("INSERT INTO audit_event_ids (event_id, seq) SELECT * FROM UNNEST($1::text[], $2::bigint[])")
-            .bind(fresh.iter().map(|(_, p, _)| p.event_id.as_str()).collect::<Vec<_>>())
-            .bind(fresh.iter().map(|(seq, _, _)| *seq as i64).collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        let keys: Vec<(i64, &[u8])> =
-            fresh.iter().flat_map(|(seq, p, _)| p.keys.iter().map(|k| (*seq as i64, k.as_slice()))).collect();
-        sqlx::query(
-            "INSERT INTO audit_keys (key_hash, seq, month) SELECT *, $3 FROM UNNEST($1::bytea[], $2::bigint[])",
-        )
         .bind(keys.iter().map(|(_, k)| *k).collect::<Vec<_>>())
         .bind(keys.iter().map(|(seq, _)| *seq).collect::<Vec<_>>())
-        .bind(plan.month)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .bind(h.last_seq as i64)
+        .bind(h.last_hash.as_slice())
+        .bind(h.sealed_until)
+        .execute(&mut *conn)
+        .await?;
         for (seq, p, _) in fresh {
             if let Some(ev) = &p.evidence {
                 sqlx::query(INSERT_EVIDENCE)
@@ -331,31 +359,18 @@ impl Store {
                     .bind(ev.key_id as i32)
                     .bind(ev.sealed.as_slice())
                     .bind(plan.recorded_at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
+                    .execute(&mut *conn)
+                    .await?;
             }
             if let Some(spid_key) = &p.identity_ended {
                 sqlx::query(START_EVIDENCE_CLOCK)
                     .bind(p.occurred_at.saturating_add(evidence_retention_micros))
                     .bind(spid_key.as_slice())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
+                    .execute(&mut *conn)
+                    .await?;
             }
         }
-        let h = &plan.head;
-        sqlx::query(SAVE_HEAD)
-            .bind(h.last_seq as i64)
-            .bind(h.last_hash.as_slice())
-            .bind(h.last_recorded_at)
-            .bind(h.sealed_until)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        self.remember_partition(plan.month);
-        Ok(plan.outcome)
+        Ok(())
     }
 
     /// SQLite (development): multi-row inserts through the `Any` pool.
