@@ -174,12 +174,34 @@ async fn server_side(events: usize, blob: usize) -> f64 {
 }
 
 async fn audit_log(dir: &std::path::Path) -> (audit_log::AuditLog, Db) {
+    audit_log_at(dir, database("bench_audit").await).await
+}
+
+/// The same append over the server's Unix socket, when there is one: no
+/// TCP and no TLS between the service and Postgres.
+async fn over_unix_socket(dir: &std::path::Path) -> Option<(audit_log::AuditLog, Db)> {
+    let socket = std::path::Path::new("/var/run/postgresql");
+    if !socket.join(".s.PGSQL.5432").exists() {
+        return None;
+    }
+    let url = format!("{}?host={}", postgres_database("bench_socket").await, socket.display());
+    let db = Db::connect(ConnectOptions {
+        setting: "bench",
+        url: &url,
+        max_connections: 4,
+        connect_timeout: Duration::from_secs(5),
+    })
+    .await
+    .ok()?;
+    Some(audit_log_at(dir, db).await)
+}
+
+async fn audit_log_at(dir: &std::path::Path, db: Db) -> (audit_log::AuditLog, Db) {
     let config = spid_config::load(&spid_config::Sources {
         overrides: vec![("mode".into(), "development".into()), ("dev.data_dir".into(), dir.display().to_string())],
         ..Default::default()
     })
     .unwrap();
-    let db = database("bench_audit").await;
     audit_log::migrate(&db).await.unwrap();
     (audit_log::open(&config, db.clone(), Arc::new(SystemClock)).unwrap(), db)
 }
@@ -263,6 +285,10 @@ async fn main() {
     let verify_rate = v.records_checked as f64 / started.elapsed().as_secs_f64();
     assert!(v.broken.is_none(), "{:?}", v.broken);
     drop(log);
+    let socket_rate = match over_unix_socket(&dir.path().join("socket")).await {
+        Some((log, _db)) => Some(append(&log, &small).await),
+        None => None,
+    };
 
     // Through Kafka: the real service process drains the topic.
     let broker = Broker::tansu();
@@ -322,6 +348,9 @@ async fn main() {
     row("prepare only (validate, encrypt, blind index), one core", prepare_rate, None);
     row("append, authentication events (chain + encrypt + index)", appended, Some(reference));
     row("  ... against Postgres alone", appended, Some(ceiling));
+    if let Some(rate) = socket_rate {
+        row("append, the same, over the Unix socket (no TCP, no TLS)", rate, Some(ceiling));
+    }
     row(&format!("reference: plain multi-row INSERT ({saml_size} B rows)"), saml_reference, None);
     row("append, SAML registry transactions (8.5 KB of XML)", saml_rate, Some(saml_reference));
     row("verify in process (records)", verify_rate, None);
