@@ -160,7 +160,7 @@ impl pb::audit_query_server::AuditQuery for Api {
         let until = day_filter(&r.until_day, "until_day")?;
         let seals = self.log.seals().await.map_err(to_status)?;
         let in_range = |s: &&SealRow| {
-            let day = NaiveDate::parse_from_str(&s.day, "%Y-%m-%d").ok();
+            let day = s.day();
             from.is_none_or(|f| day.is_some_and(|d| d >= f)) && until.is_none_or(|u| day.is_some_and(|d| d <= u))
         };
         Ok(Response::new(pb::ListSealsResponse { seals: seals.iter().filter(in_range).map(seal_of).collect() }))

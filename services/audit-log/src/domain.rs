@@ -108,7 +108,7 @@ fn check_len(name: &str, value: &str) -> Result<(), ServiceError> {
     Ok(())
 }
 
-fn check_range(from: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> Result<(), ServiceError> {
+pub(crate) fn check_range(from: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> Result<(), ServiceError> {
     if let (Some(from), Some(until)) = (from, until)
         && from > until
     {

@@ -71,9 +71,7 @@ impl AuditLog {
         let seals = self.store.seals().await?;
         let last = seals.last();
         let first_day = match last {
-            Some(s) => NaiveDate::parse_from_str(&s.day, "%Y-%m-%d")
-                .map_err(|_| ServiceError::internal("malformed seal day"))?
-                .succ_opt(),
+            Some(s) => s.day().ok_or_else(|| ServiceError::internal("malformed seal day"))?.succ_opt(),
             None => self.store.first_recorded_at().await?.map(day_of),
         };
         let Some(mut day) = first_day else { return Ok(Vec::new()) };
@@ -132,6 +130,7 @@ impl AuditLog {
         from: Option<DateTime<Utc>>,
         until: Option<DateTime<Utc>>,
     ) -> Result<Verification, ServiceError> {
+        crate::domain::check_range(from, until)?;
         let now = self.clock.now();
         let seals = self.store.seals().await?;
         let failed = |b: Break| Verification { records_checked: 0, seals_checked: 0, broken: Some(b) };
@@ -142,10 +141,8 @@ impl AuditLog {
         let until_day = until.map_or(now.date_naive(), |t| t.date_naive());
         // Start after the last seal before the period, and never inside
         // what retention removed.
-        let anchor = seals.iter().rfind(|s| {
-            s.purged_at.is_some()
-                || from_day.is_some_and(|f| NaiveDate::parse_from_str(&s.day, "%Y-%m-%d").is_ok_and(|d| d < f))
-        });
+        let anchor =
+            seals.iter().rfind(|s| s.purged_at.is_some() || from_day.is_some_and(|f| s.day().is_some_and(|d| d < f)));
         let mut walker = match Walker::new(&self.keys, &seals, anchor) {
             Ok(w) => w,
             Err(b) => return Ok(failed(b)),
@@ -170,12 +167,11 @@ impl AuditLog {
         let due: Vec<&SealRow> = seals
             .iter()
             .filter(|s| s.purged_at.is_none())
-            .take_while(|s| NaiveDate::parse_from_str(&s.day, "%Y-%m-%d").is_ok_and(|d| d < cutoff))
+            .take_while(|s| s.day().is_some_and(|d| d < cutoff))
             .collect();
         let mut outcome = Retention::default();
         if let Some(last) = due.last() {
-            let last_day = NaiveDate::parse_from_str(&last.day, "%Y-%m-%d")
-                .map_err(|_| ServiceError::internal("malformed seal day"))?;
+            let last_day = last.day().ok_or_else(|| ServiceError::internal("malformed seal day"))?;
             let before = last_day.succ_opt().map_or(i64::MAX, start_of);
             outcome.days = due.iter().map(|s| s.day.clone()).collect();
             outcome.records_removed =

@@ -46,7 +46,7 @@ impl AuditMetrics {
         self.chain_broken.set(i64::from(broken));
         if let Ok(seals) = outcome
             && let Some(last) = seals.last()
-            && let Ok(day) = chrono::NaiveDate::parse_from_str(&last.day, "%Y-%m-%d")
+            && let Some(day) = last.day()
         {
             self.last_sealed_day.set(crate::seal::start_of(day) / 1_000_000);
         }

@@ -74,6 +74,13 @@ pub struct SealRow {
     pub purged_at: Option<i64>,
 }
 
+impl SealRow {
+    /// The sealed day (`None` only if the stored text is malformed).
+    pub fn day(&self) -> Option<chrono::NaiveDate> {
+        chrono::NaiveDate::parse_from_str(&self.day, "%Y-%m-%d").ok()
+    }
+}
+
 /// Filters of a record search; the keys are blind index values, all of
 /// which must match.
 #[derive(Debug, Clone, Default)]

@@ -232,6 +232,8 @@ async fn an_untouched_log_verifies_and_seals_are_idempotent() {
     assert_eq!((v.records_checked, v.broken), (8, None));
     let seals = f.log.seals().await.unwrap();
     assert!(seals.iter().all(|s| s.tsa == "local" && !s.token.is_empty()));
+    let err = f.log.verify(Some(f.clock.now()), Some(start())).await.unwrap_err();
+    assert_eq!(err.code, "query.range_invalid");
 }
 
 /// Each tampering, on a fresh sealed log, is found at the right place.
@@ -452,4 +454,32 @@ async fn rotated_keys_keep_old_records_readable() {
     let records = rotated.search(&Query::default()).await.unwrap();
     assert_eq!(records.len(), key_ids.len());
     assert_eq!(rotated.verify(None, None).await.unwrap().broken, None);
+}
+
+/// Retention of whole months: on Postgres their partitions are dropped; the
+/// next month keeps its records and everything left still verifies.
+#[tokio::test]
+async fn retention_drops_whole_months() {
+    let f = fixture().await;
+    f.log.record(&saml(&f.clock, 1)).await.unwrap();
+    f.log.record(&saml(&f.clock, 2)).await.unwrap();
+    f.clock.set(Utc.with_ymd_and_hms(2026, 4, 15, 9, 0, 0).single().unwrap());
+    f.log.record(&saml(&f.clock, 3)).await.unwrap();
+    // 24 months after 2026-04-04: all of March 2026 is due, April is not.
+    f.clock.set(Utc.with_ymd_and_hms(2028, 4, 5, 12, 0, 0).single().unwrap());
+    f.log.seal_days().await.unwrap();
+    let r = f.log.apply_retention().await.unwrap();
+    assert_eq!((r.records_removed, r.days.first().map(String::as_str)), (2, Some("2026-03-01")));
+    assert_eq!(r.days.last().map(String::as_str), Some("2026-04-04"));
+    let left: Vec<u64> = f.log.search(&Query::default()).await.unwrap().iter().map(|r| r.sequence).collect();
+    assert_eq!(left, vec![3, 4], "April's record and the retention record");
+    if f.log.store.db().backend() == spid_db::Backend::Postgres {
+        let march: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_class WHERE relname = 'audit_records_p24314'")
+            .fetch_one(f.log.store.db().pool())
+            .await
+            .unwrap();
+        assert_eq!(march, 0, "the March partition is dropped");
+    }
+    let v = f.log.verify(None, None).await.unwrap();
+    assert_eq!((v.records_checked, v.broken), (2, None));
 }

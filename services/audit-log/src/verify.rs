@@ -28,8 +28,7 @@ fn brk(sequence: u64, day: Option<NaiveDate>, problem: String) -> Break {
 }
 
 fn parse_day(s: &SealRow) -> Result<NaiveDate, Break> {
-    NaiveDate::parse_from_str(&s.day, "%Y-%m-%d")
-        .map_err(|_| brk(s.first_seq, None, format!("seal with a malformed day \"{}\"", s.day)))
+    s.day().ok_or_else(|| brk(s.first_seq, None, format!("seal with a malformed day \"{}\"", s.day)))
 }
 
 /// Checks the seals among themselves. `purge_cutoff`: days before it may
