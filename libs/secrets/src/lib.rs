@@ -91,6 +91,46 @@ impl SecretKey {
     }
 }
 
+/// The keys in `dir` named `<prefix>-NNNN.key`, by number: a key ring
+/// whose highest number is the one in use, older ones kept to read.
+pub fn numbered_keys(dir: &Path, prefix: &str) -> Result<std::collections::BTreeMap<u32, SecretKey>, SecretError> {
+    let mut keys = std::collections::BTreeMap::new();
+    for entry in fs::read_dir(dir).map_err(|e| file_err(dir, e))? {
+        let entry = entry.map_err(|e| file_err(dir, e))?;
+        if let Some(n) = key_number(&entry.file_name().to_string_lossy(), prefix) {
+            keys.insert(n, SecretKey::read(&entry.path())?);
+        }
+    }
+    Ok(keys)
+}
+
+/// Adds `<prefix>-NNNN.key` with the next number to the ring in `dir`
+/// (creating `dir`); returns the number.
+pub fn add_numbered_key(dir: &Path, prefix: &str) -> Result<u32, SecretError> {
+    fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
+    let next = fs::read_dir(dir)
+        .map_err(|e| file_err(dir, e))?
+        .filter_map(|e| e.ok().and_then(|e| key_number(&e.file_name().to_string_lossy(), prefix)))
+        .max()
+        .unwrap_or(0)
+        + 1;
+    SecretKey::generate(&dir.join(format!("{}.key", numbered_key_id(prefix, next))))?;
+    Ok(next)
+}
+
+/// `<prefix>-NNNN`: how a numbered key is named (and its file, plus `.key`).
+pub fn numbered_key_id(prefix: &str, n: u32) -> String {
+    format!("{prefix}-{n:04}")
+}
+
+fn key_number(file: &str, prefix: &str) -> Option<u32> {
+    let n = file.strip_suffix(".key")?.strip_prefix(prefix)?.strip_prefix('-')?;
+    if n.len() < 4 || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
+}
+
 /// Writes a new owner-only file, all at once: written aside, then linked
 /// into place, so a process starting at the same moment never reads half a
 /// key, and an existing file is never replaced.
@@ -145,6 +185,12 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o077, 0);
         }
+        assert_eq!(add_numbered_key(dir.path(), "data").unwrap(), 1);
+        assert_eq!(add_numbered_key(dir.path(), "data").unwrap(), 2);
+        fs::write(dir.path().join("data-x.key.tmp-1"), "junk").unwrap();
+        let ring = numbered_keys(dir.path(), "data").unwrap();
+        assert_eq!(ring.keys().copied().collect::<Vec<_>>(), vec![1, 2], "only data-NNNN.key files");
+        assert!(numbered_keys(dir.path(), "kek").unwrap().is_empty());
         fs::write(dir.path().join("short.key"), "c2hvcnQ=").unwrap();
         let err = SecretKey::read(&dir.path().join("short.key")).unwrap_err().to_string();
         assert!(err.contains("short.key") && err.contains("32-byte"), "{err}");

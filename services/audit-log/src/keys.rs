@@ -55,6 +55,8 @@ impl std::fmt::Debug for AuditKeys {
     }
 }
 
+/// Data keys are `data-NNNN.key`.
+const DATA: &str = "data";
 const INDEX: &str = "index.key";
 const SIGNING_KEY: &str = "signing.key.pem";
 const CERTIFICATE: &str = "signing.crt.pem";
@@ -66,15 +68,7 @@ impl AuditKeys {
         if generate {
             generate_missing(dir)?;
         }
-        let mut data = BTreeMap::new();
-        let entries = fs::read_dir(dir).map_err(|e| file_err(dir, e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| file_err(dir, e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(id) = data_key_id(&name) {
-                data.insert(id, SecretKey::read(&entry.path())?);
-            }
-        }
+        let data = spid_secrets::numbered_keys(dir, DATA)?;
         let active = *data.keys().next_back().ok_or_else(|| KeyError::NoDataKey { dir: dir.to_owned() })?;
         let index = SecretKey::read(&dir.join(INDEX))?;
         let pem = fs::read(dir.join(SIGNING_KEY)).map_err(|e| file_err(&dir.join(SIGNING_KEY), e))?;
@@ -91,14 +85,7 @@ impl AuditKeys {
     /// Adds a new data key; it encrypts the records written from the next
     /// start on. Returns its number.
     pub fn rotate(dir: &Path) -> Result<u32, KeyError> {
-        let next = fs::read_dir(dir)
-            .map_err(|e| file_err(dir, e))?
-            .filter_map(|e| e.ok().and_then(|e| data_key_id(&e.file_name().to_string_lossy())))
-            .max()
-            .unwrap_or(0)
-            + 1;
-        SecretKey::generate(&dir.join(data_key_name(next)))?;
-        Ok(next)
+        Ok(spid_secrets::add_numbered_key(dir, DATA)?)
     }
 
     /// The key encrypting new records.
@@ -115,21 +102,10 @@ impl AuditKeys {
     }
 }
 
-fn data_key_name(id: u32) -> String {
-    format!("data-{id:04}.key")
-}
-
-fn data_key_id(name: &str) -> Option<u32> {
-    name.strip_prefix("data-")?.strip_suffix(".key")?.parse().ok()
-}
-
 fn generate_missing(dir: &Path) -> Result<(), KeyError> {
     fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
-    let has_data_key = fs::read_dir(dir)
-        .map_err(|e| file_err(dir, e))?
-        .any(|e| e.is_ok_and(|e| data_key_id(&e.file_name().to_string_lossy()).is_some()));
-    if !has_data_key {
-        SecretKey::generate(&dir.join(data_key_name(1)))?;
+    if spid_secrets::numbered_keys(dir, DATA)?.is_empty() {
+        spid_secrets::add_numbered_key(dir, DATA)?;
     }
     if !dir.join(INDEX).exists() {
         SecretKey::generate(&dir.join(INDEX))?;

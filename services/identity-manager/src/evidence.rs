@@ -46,36 +46,22 @@ impl KeyFiles {
     /// Loads the directory; with `generate` (development) creates the first
     /// key if there is none.
     pub fn load(dir: &Path, generate: bool) -> Result<Self, EvidenceError> {
-        let file_err = |e: std::io::Error| EvidenceError::Keys(spid_secrets::file_err(dir, e));
-        if generate {
-            std::fs::create_dir_all(dir).map_err(file_err)?;
-            let empty = std::fs::read_dir(dir)
-                .map_err(file_err)?
-                .filter_map(Result::ok)
-                .all(|e| kek_id(&e.file_name().to_string_lossy()).is_none());
-            if empty {
-                SecretKey::generate(&dir.join("kek-0001.key"))?;
-            }
+        if generate && (!dir.exists() || spid_secrets::numbered_keys(dir, KEK)?.is_empty()) {
+            spid_secrets::add_numbered_key(dir, KEK)?;
         }
-        let mut keys = BTreeMap::new();
-        for entry in std::fs::read_dir(dir).map_err(file_err)? {
-            let entry = entry.map_err(file_err)?;
-            if let Some(id) = kek_id(&entry.file_name().to_string_lossy()) {
-                keys.insert(id, SecretKey::read(&entry.path())?);
-            }
-        }
+        let keys: BTreeMap<String, SecretKey> = spid_secrets::numbered_keys(dir, KEK)?
+            .into_iter()
+            .map(|(n, key)| (spid_secrets::numbered_key_id(KEK, n), key))
+            .collect();
         if keys.is_empty() {
-            return Err(EvidenceError::UnknownKey(format!("{}/kek-NNNN.key", dir.display())));
+            return Err(EvidenceError::UnknownKey(format!("{}/{KEK}-NNNN.key", dir.display())));
         }
         Ok(Self { keys })
     }
 }
 
-fn kek_id(file: &str) -> Option<String> {
-    let id = file.strip_suffix(".key")?;
-    let n = id.strip_prefix("kek-")?;
-    (n.len() == 4 && n.bytes().all(|b| b.is_ascii_digit())).then(|| id.to_owned())
-}
+/// Key-encryption keys are `kek-NNNN.key`.
+const KEK: &str = "kek";
 
 #[async_trait]
 impl KeyManager for KeyFiles {
