@@ -100,6 +100,11 @@ impl RequestStore {
         assisted: bool,
         clock: &dyn Clock,
     ) -> Result<RequestRecord, ServiceError> {
+        // REG-3: a malformed code (format, check character, unknown
+        // birthplace) never reaches the database.
+        let codice_fiscale = spid_codice_fiscale::CodiceFiscale::parse(codice_fiscale)
+            .map_err(|e| ServiceError::invalid("holder.codice_fiscale_invalid", e.to_string()))?;
+        let codice_fiscale = codice_fiscale.as_str();
         let now = clock.now();
         let holder_id = uuid::Uuid::now_v7().to_string();
         let id = uuid::Uuid::now_v7().to_string();
@@ -327,5 +332,9 @@ mod tests {
         assert_eq!(history.iter().map(|t| t.to.as_str()).collect::<Vec<_>>(), ["submitted", "denied"]);
         assert_eq!(history[1].reason.as_deref(), Some("documento contraffatto"));
         assert_eq!(s.get("nope").await.unwrap_err().code, "request.not_found");
+        let err = s.create_draft("RSSMRA80B01H501A", "Rossi", "Mario", IdentityType::Private, false, &clock).await;
+        assert_eq!(err.unwrap_err().code, "holder.codice_fiscale_invalid");
+        let holders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM holders").fetch_one(s.db.pool()).await.unwrap();
+        assert_eq!(holders, 1, "the refused draft left nothing behind");
     }
 }
