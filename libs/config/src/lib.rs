@@ -12,11 +12,12 @@ mod resolve;
 mod settings;
 
 pub use resolve::{
-    AuditConfig, BusConfig, CacheConfig, Config, DevConfig, LogFormat, Mode, ServiceEndpoints, TelemetryConfig,
+    AuditConfig, BusConfig, CacheConfig, Config, DevConfig, LogFormat, Mode, RegistrationConfig, ServiceEndpoints,
+    TelemetryConfig,
 };
 pub use settings::{
-    AuditSettings, BusSettings, CacheSettings, DatabaseSettings, DevSettings, ServiceSettings, Settings,
-    TelemetrySettings,
+    AuditSettings, BusSettings, CacheSettings, DatabaseSettings, DevSettings, RegistrationSettings, ServiceSettings,
+    Settings, TelemetrySettings,
 };
 
 use figment::Figment;

@@ -32,6 +32,7 @@ pub struct Config {
     pub database_max_connections: u32,
     pub database_connect_timeout_secs: u64,
     pub audit: AuditConfig,
+    pub registration: RegistrationConfig,
     /// Indexed by `ServiceName as usize` (the order of `ServiceName::ALL`).
     services: [ServiceEndpoints; 5],
 }
@@ -81,6 +82,35 @@ impl AuditConfig {
     pub fn keys_dir(&self) -> Result<&std::path::Path, ConfigError> {
         self.keys_dir.as_deref().ok_or_else(|| {
             ConfigError::new("audit.keys_dir", "required in production (the mounted audit key material)")
+        })
+    }
+}
+
+/// See [`crate::RegistrationSettings`].
+#[derive(Debug, Clone)]
+pub struct RegistrationConfig {
+    pub idp_code: String,
+    pub password_memory_kib: u32,
+    pub password_iterations: u32,
+    pub password_parallelism: u32,
+    /// `None` only in production when not configured (see
+    /// [`RegistrationConfig::evidence_keys_dir`]).
+    evidence_keys_dir: Option<PathBuf>,
+    /// Development only: create missing keys at start.
+    pub generate_keys: bool,
+    pub sources_file: Option<PathBuf>,
+    pub signature_trust_file: Option<PathBuf>,
+    pub contact_code_minutes: u32,
+}
+
+impl RegistrationConfig {
+    /// The evidence key directory, or the error naming the setting.
+    pub fn evidence_keys_dir(&self) -> Result<&std::path::Path, ConfigError> {
+        self.evidence_keys_dir.as_deref().ok_or_else(|| {
+            ConfigError::new(
+                "registration.evidence_keys_dir",
+                "required in production (the mounted evidence key-encryption keys)",
+            )
         })
     }
 }
@@ -153,6 +183,7 @@ impl Settings {
             audit_log,
             notification,
             audit,
+            registration,
         } = self;
 
         let mode = match mode.as_str() {
@@ -258,9 +289,11 @@ impl Settings {
         ];
 
         let audit = resolve_audit(audit, is_dev, &data_dir)?;
+        let registration = resolve_registration(registration, is_dev, &data_dir)?;
 
         Ok(Config {
             audit,
+            registration,
             mode,
             public_url,
             telemetry: TelemetryConfig { log_format, log_level: telemetry.log_level, otlp_endpoint },
@@ -302,6 +335,59 @@ fn resolve_audit(
         evidence_retention_years,
         tsa_url,
         job_interval_secs,
+    })
+}
+
+fn resolve_registration(
+    r: crate::RegistrationSettings,
+    is_dev: bool,
+    data_dir: &std::path::Path,
+) -> Result<RegistrationConfig, ConfigError> {
+    let crate::RegistrationSettings {
+        idp_code,
+        password_memory_kib,
+        password_iterations,
+        password_parallelism,
+        evidence_keys_dir,
+        sources_file,
+        signature_trust_file,
+        contact_code_minutes,
+    } = r;
+    if idp_code.len() != 4 || !idp_code.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(ConfigError::new("registration.idp_code", "must be 4 upper-case letters (EMI-1)"));
+    }
+    // OWASP's floor for Argon2id: 19 MiB with 2 passes, or 7 MiB with 5.
+    if password_memory_kib < 7_168 || (password_memory_kib < 19_456 && password_iterations < 5) {
+        return Err(ConfigError::new(
+            "registration.password_memory_kib",
+            "below OWASP's minimum for Argon2id (19456 KiB with 2 passes, or 7168 KiB with 5)",
+        ));
+    }
+    if !(1..=10).contains(&password_iterations) {
+        return Err(ConfigError::new("registration.password_iterations", "must be between 1 and 10"));
+    }
+    if !(1..=16).contains(&password_parallelism) {
+        return Err(ConfigError::new("registration.password_parallelism", "must be between 1 and 16"));
+    }
+    if !(1..=60).contains(&contact_code_minutes) {
+        return Err(ConfigError::new("registration.contact_code_minutes", "must be between 1 and 60"));
+    }
+    let path = |p: Option<String>| p.filter(|d| !d.trim().is_empty()).map(PathBuf::from);
+    let evidence_keys_dir = match path(evidence_keys_dir) {
+        Some(d) => Some(d),
+        None if is_dev => Some(data_dir.join("keys").join("evidence")),
+        None => None,
+    };
+    Ok(RegistrationConfig {
+        idp_code,
+        password_memory_kib,
+        password_iterations,
+        password_parallelism,
+        evidence_keys_dir,
+        generate_keys: is_dev,
+        sources_file: path(sources_file),
+        signature_trust_file: path(signature_trust_file),
+        contact_code_minutes,
     })
 }
 

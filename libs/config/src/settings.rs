@@ -21,6 +21,7 @@ pub struct Settings {
     pub audit_log: ServiceSettings,
     pub notification: ServiceSettings,
     pub audit: AuditSettings,
+    pub registration: RegistrationSettings,
 }
 
 impl Default for Settings {
@@ -39,6 +40,7 @@ impl Default for Settings {
             audit_log: ServiceSettings::local(50054, 8083),
             notification: ServiceSettings::local(50055, 8084),
             audit: AuditSettings::default(),
+            registration: RegistrationSettings::default(),
         }
     }
 }
@@ -178,6 +180,49 @@ impl Default for AuditSettings {
             evidence_retention_years: 20,
             tsa_url: None,
             job_interval_secs: 300,
+        }
+    }
+}
+
+/// Registration, identification and credentials in identity-manager (REG,
+/// IDN, VER, EMI, LC-5).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrationSettings {
+    /// The IdP's 4-letter code, the first part of every spidCode (EMI-1).
+    pub idp_code: String,
+    /// Argon2id memory cost in KiB (OWASP: 19456).
+    pub password_memory_kib: u32,
+    /// Argon2id passes (OWASP: 2).
+    pub password_iterations: u32,
+    /// Argon2id lanes (OWASP: 1).
+    pub password_parallelism: u32,
+    /// Directory of the evidence key-encryption keys (`kek-NNNN.key`).
+    /// Development: `<dev.data_dir>/keys/evidence`, created at first start.
+    /// Production: required (or an HSM), never generated.
+    pub evidence_keys_dir: Option<String>,
+    /// Data file of the local authoritative-source adapters (Agenzia delle
+    /// Entrate, SCIPAFI, document checks). Empty: development uses the
+    /// built-in sample; production refuses the local adapters.
+    pub sources_file: Option<String>,
+    /// Trust list for qualified signatures on signed request forms and for
+    /// CNS client certificates (PEM bundle).
+    pub signature_trust_file: Option<String>,
+    /// Minutes a contact verification code stays valid.
+    pub contact_code_minutes: u32,
+}
+
+impl Default for RegistrationSettings {
+    fn default() -> Self {
+        Self {
+            idp_code: "XIDP".into(),
+            password_memory_kib: 19_456,
+            password_iterations: 2,
+            password_parallelism: 1,
+            evidence_keys_dir: None,
+            sources_file: None,
+            signature_trust_file: None,
+            contact_code_minutes: 15,
         }
     }
 }

@@ -143,3 +143,27 @@ fn audit_policies_cannot_go_below_the_rules() {
     assert_eq!(production.audit.keys_dir().unwrap_err().key, "audit.keys_dir");
     assert!(!production.audit.generate_keys);
 }
+
+#[test]
+fn registration_settings_keep_to_the_rules() {
+    let dev = |k: &'static str, v: &'static str| load_with(&[("mode", "development"), (k, v)]);
+    assert_eq!(dev("registration.idp_code", "abcd").unwrap_err().key, "registration.idp_code");
+    assert_eq!(dev("registration.idp_code", "ABCDE").unwrap_err().key, "registration.idp_code");
+    assert_eq!(dev("registration.password_memory_kib", "4096").unwrap_err().key, "registration.password_memory_kib");
+    assert_eq!(dev("registration.password_memory_kib", "8192").unwrap_err().key, "registration.password_memory_kib");
+    assert_eq!(dev("registration.password_iterations", "0").unwrap_err().key, "registration.password_iterations");
+    assert_eq!(dev("registration.contact_code_minutes", "0").unwrap_err().key, "registration.contact_code_minutes");
+    let config = dev("registration.idp_code", "ABCD").unwrap();
+    assert_eq!(config.registration.idp_code, "ABCD");
+    assert_eq!(config.registration.password_memory_kib, 19_456);
+    assert!(config.registration.evidence_keys_dir().unwrap().ends_with("keys/evidence"));
+
+    let production = load_with(&[
+        ("public_url", "https://idp.example.it"),
+        ("bus.brokers", "kafka:9092"),
+        ("cache.url", "redis://redis:6379"),
+    ])
+    .unwrap();
+    assert_eq!(production.registration.evidence_keys_dir().unwrap_err().key, "registration.evidence_keys_dir");
+    assert!(!production.registration.generate_keys);
+}

@@ -9,10 +9,16 @@
 //! the envelope encryption of evidence ([`evidence`]). Storage, the gRPC and
 //! HTTP interfaces of registration and the credential check build on these.
 
+pub mod application;
 pub mod evidence;
+pub mod identity;
+pub mod notify;
 pub mod password;
+pub mod registration;
 pub mod request;
 pub mod store;
+#[cfg(test)]
+mod tests;
 
 use spid_config::Config;
 use spid_server::{CancellationToken, Deps, RunError};

@@ -12,28 +12,13 @@ use sqlx::Row;
 
 use crate::request::{Action, Actor, Method, RequestState, TransitionError, transition};
 
-fn db_err(e: sqlx::Error) -> ServiceError {
+pub(crate) fn db_err(e: sqlx::Error) -> ServiceError {
     ServiceError::internal(e)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdentityType {
-    Private,
-    ProfessionalNatural,
-    ProfessionalLegal,
-}
+pub use crate::application::IdentityType;
 
-impl IdentityType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Private => "private",
-            Self::ProfessionalNatural => "professional_natural",
-            Self::ProfessionalLegal => "professional_legal",
-        }
-    }
-}
-
-fn state_of(s: &str) -> Result<RequestState, ServiceError> {
+pub(crate) fn state_of(s: &str) -> Result<RequestState, ServiceError> {
     RequestState::ALL
         .into_iter()
         .find(|st| st.as_str() == s)
@@ -50,7 +35,7 @@ fn method_str(m: Method) -> &'static str {
     }
 }
 
-fn actor_str(a: Actor) -> (&'static str, actor::Kind) {
+pub(crate) fn actor_str(a: Actor) -> (&'static str, actor::Kind) {
     match a {
         Actor::Applicant => ("applicant", actor::Kind::Holder),
         Actor::Operator => ("operator", actor::Kind::Operator),
@@ -138,20 +123,8 @@ impl RequestStore {
     }
 
     pub async fn get(&self, id: &str) -> Result<RequestRecord, ServiceError> {
-        let row = sqlx::query("SELECT id, holder_id, state, state_since, version FROM identity_requests WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.db.pool())
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| ServiceError::not_found("request.not_found", "no such identity request"))?;
-        Ok(RequestRecord {
-            id: row.try_get("id").map_err(db_err)?,
-            holder_id: row.try_get("holder_id").map_err(db_err)?,
-            state: state_of(&row.try_get::<String, _>("state").map_err(db_err)?)?,
-            state_since: DateTime::from_timestamp_micros(row.try_get("state_since").map_err(db_err)?)
-                .unwrap_or_default(),
-            version: row.try_get("version").map_err(db_err)?,
-        })
+        let mut conn = self.db.pool().acquire().await.map_err(db_err)?;
+        get_in(&mut conn, id).await
     }
 
     /// Applies `action` by `actor` (`actor_id`: operator id, holder id,
@@ -164,78 +137,8 @@ impl RequestStore {
         actor_id: &str,
         clock: &dyn Clock,
     ) -> Result<RequestState, ServiceError> {
-        let current = self.get(id).await?;
-        let to = transition(current.state, action, by).map_err(|e| {
-            let kind = match e {
-                TransitionError::Illegal { .. } => ErrorKind::FailedPrecondition,
-                TransitionError::Actor { .. } => ErrorKind::PermissionDenied,
-                TransitionError::ReasonMissing => ErrorKind::InvalidInput,
-            };
-            ServiceError::new(kind, e.code(), e.to_string())
-        })?;
-        let now = clock.now();
-        let reason = match action {
-            Action::Deny { reason } => Some(reason.clone()),
-            _ => None,
-        };
-        let method = match action {
-            Action::StartIdentification { method } => Some(method_str(*method)),
-            _ => None,
-        };
         let mut tx = self.db.pool().begin().await.map_err(db_err)?;
-        let updated = sqlx::query(
-            "UPDATE identity_requests SET state = $1, state_since = $2, version = version + 1,
-                    method = COALESCE($3, method)
-             WHERE id = $4 AND version = $5",
-        )
-        .bind(to.as_str())
-        .bind(now.timestamp_micros())
-        .bind(method)
-        .bind(id)
-        .bind(current.version)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if updated.rows_affected() != 1 {
-            return Err(ServiceError::new(
-                ErrorKind::FailedPrecondition,
-                "request.conflict",
-                "the request changed meanwhile; read it again",
-            ));
-        }
-        let (actor_name, actor_kind) = actor_str(by);
-        sqlx::query(
-            "INSERT INTO request_transitions (request_id, version, from_state, to_state, actor_kind, actor_id, reason, at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(id)
-        .bind(current.version + 1)
-        .bind(current.state.as_str())
-        .bind(to.as_str())
-        .bind(actor_name)
-        .bind(actor_id)
-        .bind(reason.clone())
-        .bind(now.timestamp_micros())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let note = AuditNote {
-            category: "identity_request".into(),
-            fields: [
-                ("from".to_owned(), current.state.as_str().to_owned()),
-                ("to".to_owned(), to.as_str().to_owned()),
-                ("holder_id".to_owned(), current.holder_id.clone()),
-            ]
-            .into(),
-        };
-        let mut event =
-            EventBuilder::new(crate::SERVICE.as_str(), &format!("identity_request.{}", to.as_str()), id, clock)
-                .actor(actor_kind, actor_id)
-                .payload(&note);
-        if let Some(r) = &reason {
-            event = event.reason(r);
-        }
-        spid_events::outbox::enqueue(&mut tx, spid_types::topics::AUDIT, &event.build()).await.map_err(db_err)?;
+        let to = apply_in(&mut tx, id, action, by, actor_id, clock).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(to)
     }
@@ -262,6 +165,119 @@ impl RequestStore {
             })
             .collect()
     }
+}
+
+/// The request as stored, read inside a transaction.
+pub(crate) async fn get_in(conn: &mut sqlx::AnyConnection, id: &str) -> Result<RequestRecord, ServiceError> {
+    let row = sqlx::query("SELECT id, holder_id, state, state_since, version FROM identity_requests WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| ServiceError::not_found("request.not_found", "no such identity request"))?;
+    record(&row)
+}
+
+fn record(row: &sqlx::any::AnyRow) -> Result<RequestRecord, ServiceError> {
+    Ok(RequestRecord {
+        id: row.try_get("id").map_err(db_err)?,
+        holder_id: row.try_get("holder_id").map_err(db_err)?,
+        state: state_of(&row.try_get::<String, _>("state").map_err(db_err)?)?,
+        state_since: DateTime::from_timestamp_micros(row.try_get("state_since").map_err(db_err)?).unwrap_or_default(),
+        version: row.try_get("version").map_err(db_err)?,
+    })
+}
+
+/// [`RequestStore::apply`] inside the caller's transaction, so that what a
+/// transition brings (an identity at activation) commits with it.
+pub(crate) async fn apply_in(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    action: &Action,
+    by: Actor,
+    actor_id: &str,
+    clock: &dyn Clock,
+) -> Result<RequestState, ServiceError> {
+    let current = get_in(conn, id).await?;
+    let to = transition(current.state, action, by).map_err(|e| {
+        let kind = match e {
+            TransitionError::Illegal { .. } => ErrorKind::FailedPrecondition,
+            TransitionError::Actor { .. } => ErrorKind::PermissionDenied,
+            TransitionError::ReasonMissing => ErrorKind::InvalidInput,
+        };
+        ServiceError::new(kind, e.code(), e.to_string())
+    })?;
+    let now = clock.now();
+    let reason = match action {
+        Action::Deny { reason } => Some(reason.clone()),
+        _ => None,
+    };
+    let method = match action {
+        Action::StartIdentification { method } => Some(method_str(*method)),
+        _ => None,
+    };
+    let updated = sqlx::query(
+        "UPDATE identity_requests SET state = $1, state_since = $2, version = version + 1,
+                method = COALESCE($3, method)
+         WHERE id = $4 AND version = $5",
+    )
+    .bind(to.as_str())
+    .bind(now.timestamp_micros())
+    .bind(method)
+    .bind(id)
+    .bind(current.version)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    if updated.rows_affected() != 1 {
+        return Err(ServiceError::new(
+            ErrorKind::FailedPrecondition,
+            "request.conflict",
+            "the request changed meanwhile; read it again",
+        ));
+    }
+    if matches!(to, RequestState::Denied | RequestState::Lapsed) {
+        // VER-3: a closed request is started again from scratch; its e-mail
+        // address is free for that.
+        sqlx::query("DELETE FROM contacts WHERE holder_id = $1 AND kind = 'email'")
+            .bind(&current.holder_id)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    }
+    let (actor_name, actor_kind) = actor_str(by);
+    sqlx::query(
+        "INSERT INTO request_transitions (request_id, version, from_state, to_state, actor_kind, actor_id, reason, at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(id)
+    .bind(current.version + 1)
+    .bind(current.state.as_str())
+    .bind(to.as_str())
+    .bind(actor_name)
+    .bind(actor_id)
+    .bind(reason.clone())
+    .bind(now.timestamp_micros())
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let note = AuditNote {
+        category: "identity_request".into(),
+        fields: [
+            ("from".to_owned(), current.state.as_str().to_owned()),
+            ("to".to_owned(), to.as_str().to_owned()),
+            ("holder_id".to_owned(), current.holder_id.clone()),
+        ]
+        .into(),
+    };
+    let mut event = EventBuilder::new(crate::SERVICE.as_str(), &format!("identity_request.{}", to.as_str()), id, clock)
+        .actor(actor_kind, actor_id)
+        .payload(&note);
+    if let Some(r) = &reason {
+        event = event.reason(r);
+    }
+    spid_events::outbox::enqueue(conn, spid_types::topics::AUDIT, &event.build()).await.map_err(db_err)?;
+    Ok(to)
 }
 
 #[cfg(test)]

@@ -1,0 +1,449 @@
+//! Identities (EMI-1, EMI-2, LC-5): emission when the applicant accepts the
+//! final documents, the credential check the gateway calls at every login,
+//! and the SPID attributes it releases.
+//!
+//! The credential check never tells a wrong username from a wrong
+//! password: an unknown username costs the same Argon2id verification as
+//! a known one, and both answer [`Outcome::WrongCredentials`]. The state of
+//! an identity is told only to whoever gave its password. More than
+//! [`LOCK_AFTER`] consecutive wrong passwords lock the credentials, with a
+//! lifecycle event, an audit event and a message to the holder.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rand::Rng;
+use serde::Serialize;
+use spid_db::Db;
+use spid_events::EventBuilder;
+use spid_proto::events::v1::{IdentityState, IdentityStateChanged, NotificationRequested, actor};
+use spid_types::{Clock, ErrorKind, ServiceError};
+use sqlx::Row;
+
+use crate::password::{Hasher, StoredPassword};
+use crate::registration::note;
+use crate::store::db_err;
+
+/// Consecutive wrong passwords tolerated; the next one locks (LC-5).
+pub const LOCK_AFTER: i64 = 10;
+/// Characters of a spidCode after the IdP code.
+pub const SPID_CODE_SUFFIX: usize = 10;
+const ALPHABET: &[u8; 36] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Active,
+    Suspended,
+    Revoked,
+    Expired,
+    CredentialsLocked,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [Self::Active, Self::Suspended, Self::Revoked, Self::Expired, Self::CredentialsLocked];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+            Self::CredentialsLocked => "credentials_locked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    pub fn wire(self) -> IdentityState {
+        match self {
+            Self::Active => IdentityState::Active,
+            Self::Suspended => IdentityState::Suspended,
+            Self::Revoked => IdentityState::Revoked,
+            Self::Expired => IdentityState::Expired,
+            Self::CredentialsLocked => IdentityState::CredentialsLocked,
+        }
+    }
+}
+
+/// What the gateway learns about an identity after a right password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IdentityView {
+    pub identity_id: String,
+    pub spid_code: String,
+    pub identity_type: String,
+    pub status: Status,
+    /// 1 or 2 (level 3 is not issued yet).
+    pub max_level: u8,
+    /// `sms` (verified mobile) and/or `email` (verified e-mail).
+    pub second_factors: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Ok(IdentityView),
+    /// Unknown username or wrong password: indistinguishable.
+    WrongCredentials,
+    NotActive(IdentityView),
+    PasswordExpired(IdentityView),
+}
+
+/// `code` followed by [`SPID_CODE_SUFFIX`] random upper-case letters and
+/// digits from the operating system's generator.
+pub fn new_spid_code(idp_code: &str) -> String {
+    let mut rng = rand::rng();
+    let suffix: String = (0..SPID_CODE_SUFFIX).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+    format!("{idp_code}{suffix}")
+}
+
+/// Creates the identity of an activated request inside the activation's
+/// transaction; a spidCode that happens to exist already is drawn again.
+pub(crate) async fn emit_in(
+    conn: &mut sqlx::AnyConnection,
+    request_id: &str,
+    idp_code: &str,
+    clock: &dyn Clock,
+) -> Result<(String, String), ServiceError> {
+    let row = sqlx::query(
+        "SELECT r.holder_id, r.identity_type, c.value AS email FROM identity_requests r
+         JOIN contacts c ON c.holder_id = r.holder_id AND c.kind = 'email'
+         WHERE r.id = $1",
+    )
+    .bind(request_id)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let holder_id: String = row.try_get("holder_id").map_err(db_err)?;
+    let identity_type: String = row.try_get("identity_type").map_err(db_err)?;
+    let email: String = row.try_get("email").map_err(db_err)?;
+    let taken: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM identities WHERE username = $1")
+        .bind(&email)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    if taken > 0 {
+        return Err(ServiceError::new(ErrorKind::AlreadyExists, "email.taken", "the e-mail address is in use"));
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = clock.now().timestamp_micros();
+    for _ in 0..8 {
+        let spid_code = new_spid_code(idp_code);
+        let inserted = sqlx::query(
+            "INSERT INTO identities (id, spid_code, holder_id, request_id, identity_type, username, status, max_level,
+                                     failed_logins, created_at, status_changed_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'active', 2, 0, $7, $7)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&id)
+        .bind(&spid_code)
+        .bind(&holder_id)
+        .bind(request_id)
+        .bind(&identity_type)
+        .bind(&email)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        if inserted.rows_affected() == 1 {
+            let changed = IdentityStateChanged {
+                spid_code: spid_code.clone(),
+                previous: IdentityState::Unspecified as i32,
+                current: IdentityState::Active as i32,
+                justification_ref: String::new(),
+                cascaded_spid_codes: vec![],
+            };
+            let lifecycle = EventBuilder::new(crate::SERVICE.as_str(), "identity.activated", &id, clock)
+                .actor(actor::Kind::Holder, &holder_id)
+                .payload(&changed)
+                .build();
+            spid_events::outbox::enqueue(conn, spid_types::topics::LIFECYCLE, &lifecycle).await.map_err(db_err)?;
+            let audit = EventBuilder::new(crate::SERVICE.as_str(), "identity.activated", &id, clock)
+                .actor(actor::Kind::Holder, &holder_id)
+                .payload(&note(
+                    "identity",
+                    &[("spid_code", &spid_code), ("request_id", request_id), ("identity_type", &identity_type)],
+                ))
+                .build();
+            spid_events::outbox::enqueue(conn, spid_types::topics::AUDIT, &audit).await.map_err(db_err)?;
+            let message = EventBuilder::new(crate::SERVICE.as_str(), "notification.requested", &id, clock)
+                .payload(&NotificationRequested {
+                    template: "identity-activated".into(),
+                    locale: "it".into(),
+                    channel: "email".into(),
+                    recipient: email.clone(),
+                    data: [("spid_code".to_owned(), spid_code.clone())].into(),
+                })
+                .build();
+            spid_events::outbox::enqueue(conn, spid_types::topics::NOTIFICATION, &message).await.map_err(db_err)?;
+            return Ok((id, spid_code));
+        }
+    }
+    Err(ServiceError::internal("eight spidCode draws all collided"))
+}
+
+pub struct Credentials {
+    db: Db,
+    hasher: Hasher,
+    clock: Arc<dyn Clock>,
+    /// Verified when the username is unknown, so that both cost the same.
+    decoy: StoredPassword,
+}
+
+impl Credentials {
+    pub async fn new(db: Db, hasher: Hasher, clock: Arc<dyn Clock>) -> Result<Self, ServiceError> {
+        let secret = crate::registration::random_token();
+        let decoy = hasher.store(&secret, clock.now()).await.map_err(ServiceError::internal)?;
+        Ok(Self { db, hasher, clock, decoy })
+    }
+
+    /// The first factor of a login.
+    pub async fn check(&self, username: &str, password: &str) -> Result<Outcome, ServiceError> {
+        let username = crate::application::normalise_email(username);
+        let row = sqlx::query(
+            "SELECT i.id, i.spid_code, i.holder_id, i.identity_type, i.status, i.max_level, i.failed_logins,
+                    c.password_hash, c.skeleton_hash, c.set_at
+             FROM identities i
+             JOIN credentials c ON c.holder_id = i.holder_id
+             WHERE i.username = $1
+             ORDER BY c.seq DESC LIMIT 1",
+        )
+        .bind(&username)
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(db_err)?;
+        let Some(row) = row else {
+            let _ = self.hasher.verify(password, &self.decoy).await.map_err(ServiceError::internal)?;
+            return Ok(Outcome::WrongCredentials);
+        };
+        let stored = StoredPassword {
+            hash: row.try_get("password_hash").map_err(db_err)?,
+            skeleton_hash: row.try_get("skeleton_hash").map_err(db_err)?,
+            set_at: chrono::DateTime::from_timestamp_micros(row.try_get("set_at").map_err(db_err)?).unwrap_or_default(),
+        };
+        let id: String = row.try_get("id").map_err(db_err)?;
+        let status_text: String = row.try_get("status").map_err(db_err)?;
+        let status = Status::parse(&status_text).ok_or_else(|| ServiceError::internal("unknown identity status"))?;
+        let failed: i64 = row.try_get("failed_logins").map_err(db_err)?;
+        if !self.hasher.verify(password, &stored).await.map_err(ServiceError::internal)? {
+            if status == Status::Active {
+                self.count_failure(&id).await?;
+            }
+            return Ok(Outcome::WrongCredentials);
+        }
+        let holder_id: String = row.try_get("holder_id").map_err(db_err)?;
+        let view = IdentityView {
+            identity_id: id.clone(),
+            spid_code: row.try_get("spid_code").map_err(db_err)?,
+            identity_type: row.try_get("identity_type").map_err(db_err)?,
+            status,
+            max_level: u8::try_from(row.try_get::<i64, _>("max_level").map_err(db_err)?).unwrap_or(1),
+            second_factors: self.second_factors(&holder_id).await?,
+        };
+        if status != Status::Active {
+            return Ok(Outcome::NotActive(view));
+        }
+        if failed > 0 {
+            sqlx::query("UPDATE identities SET failed_logins = 0 WHERE id = $1")
+                .bind(&id)
+                .execute(self.db.pool())
+                .await
+                .map_err(db_err)?;
+        }
+        if crate::password::expires_at(stored.set_at) <= self.clock.now() {
+            return Ok(Outcome::PasswordExpired(view));
+        }
+        Ok(Outcome::Ok(view))
+    }
+
+    async fn second_factors(&self, holder_id: &str) -> Result<Vec<&'static str>, ServiceError> {
+        let kinds: Vec<String> =
+            sqlx::query_scalar("SELECT kind FROM contacts WHERE holder_id = $1 AND verified_at IS NOT NULL")
+                .bind(holder_id)
+                .fetch_all(self.db.pool())
+                .await
+                .map_err(db_err)?;
+        let mut out = Vec::new();
+        if kinds.iter().any(|k| k == "mobile") {
+            out.push("sms");
+        }
+        if kinds.iter().any(|k| k == "email") {
+            out.push("email");
+        }
+        Ok(out)
+    }
+
+    /// Counts a wrong password; the failure after [`LOCK_AFTER`] locks.
+    async fn count_failure(&self, id: &str) -> Result<(), ServiceError> {
+        let mut tx = self.db.pool().begin().await.map_err(db_err)?;
+        let failed: i64 = sqlx::query_scalar(
+            "UPDATE identities SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if failed > LOCK_AFTER {
+            let now = self.clock.now();
+            let locked = sqlx::query(
+                "UPDATE identities SET status = 'credentials_locked', status_changed_at = $1
+                 WHERE id = $2 AND status = 'active'",
+            )
+            .bind(now.timestamp_micros())
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if locked.rows_affected() == 1 {
+                self.locked_events(&mut tx, id, failed).await?;
+            }
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn locked_events(&self, conn: &mut sqlx::AnyConnection, id: &str, failed: i64) -> Result<(), ServiceError> {
+        let row = sqlx::query(
+            "SELECT i.spid_code, c.value AS email FROM identities i
+             LEFT JOIN contacts c ON c.holder_id = i.holder_id AND c.kind = 'email'
+             WHERE i.id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        let spid_code: String = row.try_get("spid_code").map_err(db_err)?;
+        let email: Option<String> = row.try_get("email").map_err(db_err)?;
+        let clock = self.clock.as_ref();
+        let reason = format!("{failed} consecutive wrong passwords");
+        let changed = IdentityStateChanged {
+            spid_code: spid_code.clone(),
+            previous: IdentityState::Active as i32,
+            current: IdentityState::CredentialsLocked as i32,
+            justification_ref: String::new(),
+            cascaded_spid_codes: vec![],
+        };
+        let lifecycle = EventBuilder::new(crate::SERVICE.as_str(), "identity.credentials_locked", id, clock)
+            .reason(&reason)
+            .payload(&changed)
+            .build();
+        spid_events::outbox::enqueue(conn, spid_types::topics::LIFECYCLE, &lifecycle).await.map_err(db_err)?;
+        let audit = EventBuilder::new(crate::SERVICE.as_str(), "identity.credentials_locked", id, clock)
+            .reason(&reason)
+            .payload(&note("identity", &[("spid_code", &spid_code), ("to", "credentials_locked")]))
+            .build();
+        spid_events::outbox::enqueue(conn, spid_types::topics::AUDIT, &audit).await.map_err(db_err)?;
+        if let Some(email) = email {
+            let message = EventBuilder::new(crate::SERVICE.as_str(), "notification.requested", id, clock)
+                .payload(&NotificationRequested {
+                    template: "credentials-locked".into(),
+                    locale: "it".into(),
+                    channel: "email".into(),
+                    recipient: email,
+                    data: [("spid_code".to_owned(), spid_code)].into(),
+                })
+                .build();
+            spid_events::outbox::enqueue(conn, spid_types::topics::NOTIFICATION, &message).await.map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    /// The SPID attributes of an identity among `names` (unknown names and
+    /// values the identity does not have are left out).
+    pub async fn attributes(&self, spid_code: &str, names: &[String]) -> Result<HashMap<String, String>, ServiceError> {
+        let row = sqlx::query(
+            "SELECT i.holder_id, i.identity_type, h.codice_fiscale, h.vat_number, h.surname, h.given_name,
+                    h.company_name, h.birth_date, h.birthplace, h.sex, h.details
+             FROM identities i JOIN holders h ON h.id = i.holder_id WHERE i.spid_code = $1",
+        )
+        .bind(spid_code)
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| ServiceError::not_found("identity.not_found", "no such identity"))?;
+        let holder_id: String = row.try_get("holder_id").map_err(db_err)?;
+        let text = |c: &str| row.try_get::<Option<String>, _>(c).ok().flatten();
+        let details: serde_json::Value =
+            text("details").and_then(|d| serde_json::from_str(&d).ok()).unwrap_or(serde_json::Value::Null);
+        let contacts: Vec<(String, String)> =
+            sqlx::query("SELECT kind, value FROM contacts WHERE holder_id = $1 AND verified_at IS NOT NULL")
+                .bind(&holder_id)
+                .fetch_all(self.db.pool())
+                .await
+                .map_err(db_err)?
+                .iter()
+                .map(|r| Ok((r.try_get("kind")?, r.try_get("value")?)))
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(db_err)?;
+        let contact = |k: &str| contacts.iter().find(|(kind, _)| kind == k).map(|(_, v)| v.clone());
+        let document: Option<(String, String, String, String, String)> = sqlx::query(
+            "SELECT kind, number, issuer, issued_on, expires_on FROM identity_documents
+             WHERE holder_id = $1 ORDER BY added_at DESC LIMIT 1",
+        )
+        .bind(&holder_id)
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(db_err)?
+        .map(|r| {
+            Ok::<_, sqlx::Error>((
+                r.try_get("kind")?,
+                r.try_get("number")?,
+                r.try_get("issuer")?,
+                r.try_get("issued_on")?,
+                r.try_get("expires_on")?,
+            ))
+        })
+        .transpose()
+        .map_err(db_err)?;
+        let str_at = |path: &[&str]| {
+            let mut v = &details;
+            for p in path {
+                v = v.get(p)?;
+            }
+            v.as_str().map(str::to_owned)
+        };
+        let mut out = HashMap::new();
+        for name in names {
+            let value = match name.as_str() {
+                "spidCode" => Some(spid_code.to_owned()),
+                "name" => text("given_name"),
+                "familyName" => text("surname"),
+                "fiscalNumber" => text("codice_fiscale").map(|cf| format!("TINIT-{cf}")),
+                "dateOfBirth" => text("birth_date"),
+                "placeOfBirth" => text("birthplace"),
+                "countyOfBirth" => str_at(&["birth_province"]),
+                "gender" => text("sex"),
+                "companyName" => text("company_name"),
+                "ivaCode" => text("vat_number").map(|v| format!("VATIT-{v}")),
+                "companyFiscalNumber" => str_at(&["organisation", "codice_fiscale"]).map(|v| format!("TINIT-{v}")),
+                "registeredOffice" => address(&details["organisation"]["legal_seat"]),
+                "mobilePhone" => contact("mobile"),
+                "email" => contact("email"),
+                "digitalAddress" => contact("pec"),
+                "address" => address(&details["domicile"]),
+                "domicileStreetAddress" => str_at(&["domicile", "street"]),
+                "domicilePostalCode" => str_at(&["domicile", "postal_code"]),
+                "domicileMunicipality" => str_at(&["domicile", "municipality"]),
+                "domicileProvince" => str_at(&["domicile", "province"]),
+                "domicileNation" => str_at(&["domicile", "country"]),
+                "idCard" => document.as_ref().map(|(k, n, i, from, to)| format!("{k} {n} {i} {from} {to}")),
+                "expirationDate" => document.as_ref().map(|d| d.4.clone()),
+                _ => None,
+            };
+            if let Some(v) = value {
+                out.insert(name.clone(), v);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn address(v: &serde_json::Value) -> Option<String> {
+    let f = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("");
+    v.is_object().then(|| {
+        format!("{} {} {} {} {}", f("street"), f("postal_code"), f("municipality"), f("province"), f("country"))
+            .trim()
+            .to_owned()
+    })
+}

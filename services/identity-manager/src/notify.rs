@@ -1,0 +1,80 @@
+//! Messages to applicants and holders go through the notification service
+//! (NOT-1): codes synchronously over its gRPC `Send`, so the applicant
+//! knows the code is on its way.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use spid_proto::notification::v1 as pb;
+use spid_types::ServiceError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Email,
+    Sms,
+    Pec,
+}
+
+/// A message to send. `data` fills the template; codes travel only here.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Message {
+    pub channel: Channel,
+    pub recipient: String,
+    pub template: &'static str,
+    pub locale: &'static str,
+    pub data: HashMap<String, String>,
+    /// Repeating a call with the same key sends nothing new.
+    pub idempotency_key: String,
+    /// The request or identity the message is about.
+    pub subject_id: String,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message")
+            .field("channel", &self.channel)
+            .field("template", &self.template)
+            .field("subject_id", &self.subject_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+pub trait Messenger: Send + Sync {
+    /// Returns once the notification service has stored the message.
+    async fn send(&self, m: Message) -> Result<(), ServiceError>;
+}
+
+/// The notification service's gRPC `Send`.
+pub struct NotificationClient(pb::notifications_client::NotificationsClient<tonic::transport::Channel>);
+
+impl NotificationClient {
+    pub fn new(channel: tonic::transport::Channel) -> Self {
+        Self(pb::notifications_client::NotificationsClient::new(channel))
+    }
+}
+
+#[async_trait]
+impl Messenger for NotificationClient {
+    async fn send(&self, m: Message) -> Result<(), ServiceError> {
+        let channel = match m.channel {
+            Channel::Email => pb::Channel::Email,
+            Channel::Sms => pb::Channel::Sms,
+            Channel::Pec => pb::Channel::Pec,
+        };
+        let request = pb::SendRequest {
+            channel: channel as i32,
+            recipient: m.recipient,
+            template: m.template.to_owned(),
+            locale: m.locale.to_owned(),
+            data: m.data,
+            idempotency_key: m.idempotency_key,
+            subject_id: m.subject_id,
+        };
+        self.0.clone().send(request).await.map_err(|status| {
+            tracing::warn!(code = ?status.code(), "notification service refused or unreachable");
+            ServiceError::unavailable("notification.unavailable", "the message could not be sent now; try again")
+        })?;
+        Ok(())
+    }
+}
