@@ -118,6 +118,8 @@ impl RegistrationConfig {
 #[derive(Debug, Clone)]
 pub struct DevConfig {
     pub data_dir: PathBuf,
+    /// Development mode and `dev.seed_demo`.
+    pub seed_demo: bool,
 }
 
 /// Where one service listens, how the others reach it and where its data is.
@@ -299,7 +301,7 @@ impl Settings {
             telemetry: TelemetryConfig { log_format, log_level: telemetry.log_level, otlp_endpoint },
             bus,
             cache,
-            dev: DevConfig { data_dir },
+            dev: DevConfig { data_dir, seed_demo: is_dev && dev.seed_demo },
             database_max_connections: database.max_connections,
             database_connect_timeout_secs: database.connect_timeout_secs,
             services,

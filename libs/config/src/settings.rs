@@ -112,11 +112,14 @@ impl Default for TelemetrySettings {
 pub struct DevSettings {
     /// Where the development mode keeps its SQLite files and keys.
     pub data_dir: String,
+    /// Development only: create demo holders at start and write them to
+    /// `<data_dir>/demo-users.json`.
+    pub seed_demo: bool,
 }
 
 impl Default for DevSettings {
     fn default() -> Self {
-        Self { data_dir: "./var".into() }
+        Self { data_dir: "./var".into(), seed_demo: true }
     }
 }
 

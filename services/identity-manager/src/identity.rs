@@ -98,6 +98,14 @@ pub fn new_spid_code(idp_code: &str) -> String {
     format!("{idp_code}{suffix}")
 }
 
+/// An identity just created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Emitted {
+    pub identity_id: String,
+    pub spid_code: String,
+    pub identity_type: String,
+}
+
 /// Creates the identity of an activated request inside the activation's
 /// transaction; a spidCode that happens to exist already is drawn again.
 pub(crate) async fn emit_in(
@@ -105,7 +113,7 @@ pub(crate) async fn emit_in(
     request_id: &str,
     idp_code: &str,
     clock: &dyn Clock,
-) -> Result<(String, String), ServiceError> {
+) -> Result<Emitted, ServiceError> {
     let row = sqlx::query(
         "SELECT r.holder_id, r.identity_type, c.value AS email FROM identity_requests r
          JOIN contacts c ON c.holder_id = r.holder_id AND c.kind = 'email'
@@ -177,7 +185,7 @@ pub(crate) async fn emit_in(
                 })
                 .build();
             spid_events::outbox::enqueue(conn, spid_types::topics::NOTIFICATION, &message).await.map_err(db_err)?;
-            return Ok((id, spid_code));
+            return Ok(Emitted { identity_id: id, spid_code, identity_type });
         }
     }
     Err(ServiceError::internal("eight spidCode draws all collided"))

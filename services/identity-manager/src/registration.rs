@@ -206,6 +206,19 @@ impl Registrar {
         Self { db, hasher, keys, mac_key, messenger, clock, settings }
     }
 
+    /// The same registrar, sending its messages elsewhere.
+    pub fn with_messenger(&self, messenger: Arc<dyn Messenger>) -> Self {
+        Self {
+            db: self.db.clone(),
+            hasher: self.hasher.clone(),
+            keys: self.keys.clone(),
+            mac_key: self.mac_key.clone(),
+            messenger,
+            clock: self.clock.clone(),
+            settings: self.settings.clone(),
+        }
+    }
+
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }
@@ -731,8 +744,7 @@ impl Registrar {
 impl Registrar {
     /// The applicant accepts the final documents (EMI-1): the request
     /// becomes active and the identity is created, in one transaction.
-    /// Returns the identity id and its spidCode.
-    pub async fn activate(&self, request_id: &str, token: &str) -> Result<(String, String), ServiceError> {
+    pub async fn activate(&self, request_id: &str, token: &str) -> Result<crate::identity::Emitted, ServiceError> {
         let r = self.authorize(request_id, token).await?;
         let mut tx = self.db.pool().begin().await.map_err(db_err)?;
         store::apply_in(&mut tx, request_id, &Action::Accept, Actor::Applicant, &r.holder_id, self.clock.as_ref())

@@ -48,6 +48,12 @@ pub(crate) struct World {
     _dir: tempfile::TempDir,
 }
 
+impl World {
+    pub(crate) fn outbox_len(&self) -> usize {
+        self.outbox.count()
+    }
+}
+
 /// The cheapest Argon2id parameters: tests exercise the logic, not the cost.
 pub(crate) fn test_hasher() -> Hasher {
     Hasher::new(Cost { memory_kib: 64, iterations: 1, parallelism: 1 }).unwrap()
@@ -106,7 +112,8 @@ pub(crate) async fn identify_and_activate(w: &World, id: &str, token: &str) -> (
     w.requests.apply(id, &Action::Identify, Actor::Operator, "op-1", clock).await.unwrap();
     w.requests.apply(id, &Action::Verify, Actor::Verifier, "ver-1", clock).await.unwrap();
     w.requests.apply(id, &Action::OfferDocuments, Actor::Verifier, "ver-1", clock).await.unwrap();
-    w.registrar.activate(id, token).await.unwrap()
+    let e = w.registrar.activate(id, token).await.unwrap();
+    (e.identity_id, e.spid_code)
 }
 
 #[tokio::test]

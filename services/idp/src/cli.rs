@@ -64,6 +64,10 @@ pub enum Command {
         /// Where SQLite files and keys are kept.
         #[arg(long, value_name = "DIR", default_value = "./var")]
         data_dir: PathBuf,
+        /// Create demo holders (level 1 and 2) and write them to
+        /// `<DIR>/demo-users.json`.
+        #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+        seed_demo: bool,
     },
     /// Apply database migrations and exit.
     Migrate {
@@ -129,9 +133,10 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Dev { .. } | Command::Migrate { .. } => None,
     };
     let extra = match &command {
-        Command::Dev { data_dir } => vec![
+        Command::Dev { data_dir, seed_demo } => vec![
             ("mode".to_owned(), "development".to_owned()),
             ("dev.data_dir".to_owned(), data_dir.display().to_string()),
+            ("dev.seed_demo".to_owned(), seed_demo.to_string()),
         ],
         _ => Vec::new(),
     };

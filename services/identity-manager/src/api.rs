@@ -1,0 +1,268 @@
+//! gRPC edge: `Credentials` for the gateway, `Registration` for
+//! applicants' front ends. Handlers convert wire types, call the domain,
+//! map the result.
+
+use std::sync::Arc;
+
+use spid_proto::identity::v1 as pb;
+use spid_server::errors::to_status;
+use tonic::server::NamedService;
+use tonic::{Request, Response, Status};
+
+use crate::application::{Address, Application, HealthCard, IdentityDocument, IdentityType, Organisation};
+use crate::identity::{Credentials, IdentityView, Outcome, Status as IdStatus};
+use crate::registration::{ContactKind, Progress, Registrar, StartError, Upload, problems_error};
+
+pub fn grpc(registrar: Arc<Registrar>, credentials: Arc<Credentials>) -> spid_server::grpc::GrpcServer {
+    let mut routes = tonic::service::RoutesBuilder::default();
+    let api = Api { registrar, credentials };
+    routes.add_service(pb::credentials_server::CredentialsServer::new(api.clone()));
+    routes.add_service(pb::registration_server::RegistrationServer::new(api));
+    spid_server::grpc::GrpcServer::new(
+        routes,
+        vec![
+            pb::credentials_server::CredentialsServer::<Api>::NAME,
+            pb::registration_server::RegistrationServer::<Api>::NAME,
+        ],
+    )
+}
+
+#[derive(Clone)]
+pub struct Api {
+    registrar: Arc<Registrar>,
+    credentials: Arc<Credentials>,
+}
+
+pub fn status_wire(s: IdStatus) -> pb::IdentityStatus {
+    match s {
+        IdStatus::Active => pb::IdentityStatus::Active,
+        IdStatus::Suspended => pb::IdentityStatus::Suspended,
+        IdStatus::Revoked => pb::IdentityStatus::Revoked,
+        IdStatus::Expired => pb::IdentityStatus::Expired,
+        IdStatus::CredentialsLocked => pb::IdentityStatus::CredentialsLocked,
+    }
+}
+
+pub fn type_wire(t: &str) -> pb::IdentityType {
+    match IdentityType::parse(t) {
+        Some(IdentityType::Private) => pb::IdentityType::Private,
+        Some(IdentityType::ProfessionalNatural) => pb::IdentityType::ProfessionalNaturalPerson,
+        Some(IdentityType::ProfessionalLegal) => pb::IdentityType::ProfessionalLegalPerson,
+        None => pb::IdentityType::Unspecified,
+    }
+}
+
+fn check_response(outcome: pb::check_password_response::Outcome, v: Option<IdentityView>) -> pb::CheckPasswordResponse {
+    let mut r = pb::CheckPasswordResponse { outcome: outcome as i32, ..Default::default() };
+    if let Some(v) = v {
+        r.spid_code = v.spid_code;
+        r.identity_type = type_wire(&v.identity_type) as i32;
+        r.status = status_wire(v.status) as i32;
+        r.max_level = match v.max_level {
+            1 => pb::Level::SpidL1,
+            2 => pb::Level::SpidL2,
+            _ => pb::Level::SpidL3,
+        } as i32;
+        r.second_factors = v.second_factors.into_iter().map(str::to_owned).collect();
+    }
+    r
+}
+
+#[tonic::async_trait]
+impl pb::credentials_server::Credentials for Api {
+    async fn check_password(
+        &self,
+        request: Request<pb::CheckPasswordRequest>,
+    ) -> Result<Response<pb::CheckPasswordResponse>, Status> {
+        use pb::check_password_response::Outcome as O;
+        let r = request.into_inner();
+        if r.username.len() > 254 || r.password.len() > 128 {
+            return Ok(Response::new(check_response(O::WrongCredentials, None)));
+        }
+        let answer = match self.credentials.check(&r.username, &r.password).await.map_err(to_status)? {
+            Outcome::Ok(v) => check_response(O::Ok, Some(v)),
+            Outcome::WrongCredentials => check_response(O::WrongCredentials, None),
+            Outcome::NotActive(v) => check_response(O::IdentityNotActive, Some(v)),
+            Outcome::PasswordExpired(v) => check_response(O::PasswordExpired, Some(v)),
+        };
+        Ok(Response::new(answer))
+    }
+
+    async fn get_attributes(
+        &self,
+        request: Request<pb::GetAttributesRequest>,
+    ) -> Result<Response<pb::GetAttributesResponse>, Status> {
+        let r = request.into_inner();
+        let attributes = self.credentials.attributes(&r.spid_code, &r.names).await.map_err(to_status)?;
+        Ok(Response::new(pb::GetAttributesResponse { attributes }))
+    }
+}
+
+fn address(a: Option<pb::Address>) -> Address {
+    let a = a.unwrap_or_default();
+    Address {
+        street: a.street,
+        postal_code: a.postal_code,
+        municipality: a.municipality,
+        province: a.province,
+        country: a.country,
+    }
+}
+
+fn application(a: pb::Application) -> Result<Application, Status> {
+    let identity_type = match pb::IdentityType::try_from(a.identity_type) {
+        Ok(pb::IdentityType::Private) => IdentityType::Private,
+        Ok(pb::IdentityType::ProfessionalNaturalPerson) => IdentityType::ProfessionalNatural,
+        Ok(pb::IdentityType::ProfessionalLegalPerson) => IdentityType::ProfessionalLegal,
+        _ => return Err(Status::invalid_argument("identity_type: choose one of the three identity types")),
+    };
+    Ok(Application {
+        identity_type,
+        email: a.email,
+        password: a.password,
+        surname: a.surname,
+        given_name: a.given_name,
+        sex: a.sex,
+        birth_date: a.birth_date,
+        birthplace: a.birthplace,
+        codice_fiscale: a.codice_fiscale,
+        document: IdentityDocument {
+            kind: a.document_kind,
+            number: a.document_number,
+            issuer: a.document_issuer,
+            issued_on: a.document_issued_on,
+            expires_on: a.document_expires_on,
+        },
+        health_card: HealthCard { number: a.health_card_number, expires_on: a.health_card_expires_on },
+        domicile: address(a.domicile),
+        mobile: a.mobile,
+        pec: Some(a.pec).filter(|p| !p.is_empty()),
+        organisation: a.organisation.map(|o| Organisation {
+            company_name: o.company_name,
+            legal_seat: address(o.legal_seat),
+            vat_number: o.vat_number,
+            codice_fiscale: o.codice_fiscale,
+            representation_proof: o.representation_proof,
+        }),
+    })
+}
+
+fn progress_wire(p: Progress) -> pb::RegistrationProgress {
+    pb::RegistrationProgress {
+        request_id: p.request_id,
+        state: p.state.to_owned(),
+        contacts: p
+            .contacts
+            .into_iter()
+            .map(|c| pb::ContactState { kind: c.kind, value: c.value, verified: c.verified })
+            .collect(),
+        documents_to_accept: p
+            .documents_to_accept
+            .into_iter()
+            .map(|(document, version)| pb::AcceptedDocument { document, version })
+            .collect(),
+        uploads_missing: p.uploads_missing.into_iter().map(str::to_owned).collect(),
+    }
+}
+
+fn contact(s: &str) -> Result<ContactKind, Status> {
+    ContactKind::parse(s).ok_or_else(|| Status::invalid_argument("contact: one of email, mobile, pec"))
+}
+
+impl Api {
+    async fn progress(&self, id: &str, token: &str) -> Result<Response<pb::RegistrationProgress>, Status> {
+        let p = self.registrar.progress(id, token).await.map_err(to_status)?;
+        Ok(Response::new(progress_wire(p)))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::registration_server::Registration for Api {
+    async fn check_email(
+        &self,
+        request: Request<pb::CheckEmailRequest>,
+    ) -> Result<Response<pb::CheckEmailResponse>, Status> {
+        let available = self.registrar.email_available(&request.into_inner().email).await.map_err(to_status)?;
+        Ok(Response::new(pb::CheckEmailResponse { available }))
+    }
+
+    async fn start(&self, request: Request<pb::StartRequest>) -> Result<Response<pb::StartResponse>, Status> {
+        let r = request.into_inner();
+        let a = application(r.application.unwrap_or_default())?;
+        match self.registrar.start(&a, r.assisted).await {
+            Ok(s) => {
+                Ok(Response::new(pb::StartResponse { request_id: s.request_id, applicant_token: s.applicant_token }))
+            }
+            Err(StartError::Invalid(problems)) => Err(to_status(problems_error(&problems))),
+            Err(StartError::Failed(e)) => Err(to_status(e)),
+        }
+    }
+
+    async fn send_contact_code(
+        &self,
+        request: Request<pb::ContactCodeRequest>,
+    ) -> Result<Response<pb::RegistrationProgress>, Status> {
+        let r = request.into_inner();
+        self.registrar.send_code(&r.request_id, &r.applicant_token, contact(&r.contact)?).await.map_err(to_status)?;
+        self.progress(&r.request_id, &r.applicant_token).await
+    }
+
+    async fn verify_contact(
+        &self,
+        request: Request<pb::ContactCodeRequest>,
+    ) -> Result<Response<pb::RegistrationProgress>, Status> {
+        let r = request.into_inner();
+        self.registrar
+            .verify_contact(&r.request_id, &r.applicant_token, contact(&r.contact)?, &r.code)
+            .await
+            .map_err(to_status)?;
+        self.progress(&r.request_id, &r.applicant_token).await
+    }
+
+    async fn accept_documents(
+        &self,
+        request: Request<pb::AcceptDocumentsRequest>,
+    ) -> Result<Response<pb::RegistrationProgress>, Status> {
+        let r = request.into_inner();
+        let accepted: Vec<(String, String)> = r.accepted.into_iter().map(|d| (d.document, d.version)).collect();
+        self.registrar.accept_documents(&r.request_id, &r.applicant_token, &accepted).await.map_err(to_status)?;
+        self.progress(&r.request_id, &r.applicant_token).await
+    }
+
+    async fn upload(&self, request: Request<pb::UploadRequest>) -> Result<Response<pb::RegistrationProgress>, Status> {
+        let r = request.into_inner();
+        let kind = Upload::parse(&r.kind).ok_or_else(|| Status::invalid_argument("kind: not an upload kind"))?;
+        self.registrar.upload(&r.request_id, &r.applicant_token, kind, &r.content).await.map_err(to_status)?;
+        self.progress(&r.request_id, &r.applicant_token).await
+    }
+
+    async fn submit(
+        &self,
+        request: Request<pb::ApplicantRequest>,
+    ) -> Result<Response<pb::RegistrationProgress>, Status> {
+        let r = request.into_inner();
+        self.registrar.submit(&r.request_id, &r.applicant_token).await.map_err(to_status)?;
+        self.progress(&r.request_id, &r.applicant_token).await
+    }
+
+    async fn get_progress(
+        &self,
+        request: Request<pb::ApplicantRequest>,
+    ) -> Result<Response<pb::RegistrationProgress>, Status> {
+        let r = request.into_inner();
+        self.progress(&r.request_id, &r.applicant_token).await
+    }
+
+    async fn activate(&self, request: Request<pb::ApplicantRequest>) -> Result<Response<pb::Identity>, Status> {
+        let r = request.into_inner();
+        let e = self.registrar.activate(&r.request_id, &r.applicant_token).await.map_err(to_status)?;
+        let now = Some(spid_proto::time::to_wire(self.registrar.clock().now()));
+        Ok(Response::new(pb::Identity {
+            spid_code: e.spid_code,
+            r#type: type_wire(&e.identity_type) as i32,
+            status: pb::IdentityStatus::Active as i32,
+            created_at: now,
+            status_changed_at: now,
+        }))
+    }
+}

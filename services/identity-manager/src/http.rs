@@ -1,0 +1,166 @@
+//! The applicant's JSON interface (REG-1…10) under `/registration`. The
+//! calls after the start carry `Authorization: Bearer <applicant token>`.
+//! Refusals are `application/problem+json` with the stable `code`; an
+//! application with broken rules answers 422 with every problem, in
+//! Italian and English. Contract: `docs/registration.md`.
+
+use std::sync::Arc;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use spid_server::errors::HttpProblem;
+use spid_types::{ErrorKind, ServiceError};
+
+use crate::application::Application;
+use crate::registration::{ContactKind, DOCUMENTS, MAX_UPLOAD, Registrar, StartError, Upload};
+
+pub fn routes(registrar: Arc<Registrar>) -> impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static {
+    let data = web::Data::from(registrar);
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.service(
+            web::scope("/registration")
+                .app_data(data.clone())
+                .app_data(web::JsonConfig::default().limit(64 * 1024))
+                .app_data(web::PayloadConfig::default().limit(MAX_UPLOAD))
+                .route("/documents", web::get().to(documents))
+                .route("/email-available", web::get().to(email_available))
+                .route("", web::post().to(start))
+                .route("/{id}", web::get().to(progress))
+                .route("/{id}/contacts/{kind}/code", web::post().to(send_code))
+                .route("/{id}/contacts/{kind}/verify", web::post().to(verify))
+                .route("/{id}/documents", web::post().to(accept))
+                .route("/{id}/uploads/{kind}", web::put().to(upload))
+                .route("/{id}/submit", web::post().to(submit))
+                .route("/{id}/activate", web::post().to(activate)),
+        );
+    }
+}
+
+type Reply = Result<HttpResponse, HttpProblem>;
+
+fn token(req: &HttpRequest) -> Result<&str, HttpProblem> {
+    req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).ok_or_else(
+        || {
+            HttpProblem(ServiceError::new(
+                ErrorKind::Unauthenticated,
+                "request.token_missing",
+                "send the applicant token as Authorization: Bearer <token>",
+            ))
+        },
+    )
+}
+
+fn bad(code: &str, message: &str) -> HttpProblem {
+    HttpProblem(ServiceError::invalid(code, message))
+}
+
+async fn documents() -> HttpResponse {
+    let list: Vec<_> = DOCUMENTS.iter().map(|(d, v)| serde_json::json!({ "document": d, "version": v })).collect();
+    HttpResponse::Ok().json(list)
+}
+
+#[derive(Deserialize)]
+struct EmailQuery {
+    email: String,
+}
+
+async fn email_available(r: web::Data<Registrar>, q: web::Query<EmailQuery>) -> Reply {
+    let available = r.email_available(&q.email).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "available": available })))
+}
+
+async fn start(r: web::Data<Registrar>, body: web::Json<Application>) -> Reply {
+    match r.start(&body, false).await {
+        Ok(s) => Ok(HttpResponse::Created().json(s)),
+        Err(StartError::Invalid(problems)) => {
+            Ok(HttpResponse::UnprocessableEntity().content_type("application/problem+json").json(serde_json::json!({
+                "type": "urn:spid-idp:error:application.invalid",
+                "title": "Unprocessable Entity",
+                "status": 422,
+                "code": problems.first().map(|p| p.code.as_str()).unwrap_or("application.invalid"),
+                "problems": problems,
+            })))
+        }
+        Err(StartError::Failed(e)) => Err(e.into()),
+    }
+}
+
+async fn progress(r: web::Data<Registrar>, req: HttpRequest, id: web::Path<String>) -> Reply {
+    Ok(HttpResponse::Ok().json(r.progress(&id, token(&req)?).await?))
+}
+
+fn contact(kind: &str) -> Result<ContactKind, HttpProblem> {
+    ContactKind::parse(kind).ok_or_else(|| bad("contact.unknown", "contact: one of email, mobile, pec"))
+}
+
+async fn send_code(r: web::Data<Registrar>, req: HttpRequest, path: web::Path<(String, String)>) -> Reply {
+    let (id, kind) = path.into_inner();
+    let t = token(&req)?;
+    r.send_code(&id, t, contact(&kind)?).await?;
+    Ok(HttpResponse::Ok().json(r.progress(&id, t).await?))
+}
+
+#[derive(Deserialize)]
+struct Code {
+    code: String,
+}
+
+async fn verify(
+    r: web::Data<Registrar>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Json<Code>,
+) -> Reply {
+    let (id, kind) = path.into_inner();
+    let t = token(&req)?;
+    r.verify_contact(&id, t, contact(&kind)?, &body.code).await?;
+    Ok(HttpResponse::Ok().json(r.progress(&id, t).await?))
+}
+
+#[derive(Deserialize)]
+struct Accepted {
+    document: String,
+    version: String,
+}
+
+#[derive(Deserialize)]
+struct Acceptance {
+    accepted: Vec<Accepted>,
+}
+
+async fn accept(
+    r: web::Data<Registrar>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Json<Acceptance>,
+) -> Reply {
+    let t = token(&req)?;
+    let accepted: Vec<(String, String)> =
+        body.into_inner().accepted.into_iter().map(|a| (a.document, a.version)).collect();
+    r.accept_documents(&id, t, &accepted).await?;
+    Ok(HttpResponse::Ok().json(r.progress(&id, t).await?))
+}
+
+async fn upload(
+    r: web::Data<Registrar>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Reply {
+    let (id, kind) = path.into_inner();
+    let t = token(&req)?;
+    let kind = Upload::parse(&kind).ok_or_else(|| bad("evidence.kind_unknown", "not an upload kind"))?;
+    r.upload(&id, t, kind, &body).await?;
+    Ok(HttpResponse::Ok().json(r.progress(&id, t).await?))
+}
+
+async fn submit(r: web::Data<Registrar>, req: HttpRequest, id: web::Path<String>) -> Reply {
+    let t = token(&req)?;
+    r.submit(&id, t).await?;
+    Ok(HttpResponse::Ok().json(r.progress(&id, t).await?))
+}
+
+async fn activate(r: web::Data<Registrar>, req: HttpRequest, id: web::Path<String>) -> Reply {
+    let e = r.activate(&id, token(&req)?).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "spid_code": e.spid_code, "identity_type": e.identity_type })))
+}
