@@ -24,6 +24,8 @@ pub mod notify;
 pub mod password;
 pub mod registration;
 pub mod request;
+pub mod signature;
+pub mod sources;
 pub mod store;
 #[cfg(test)]
 mod tests;

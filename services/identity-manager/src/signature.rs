@@ -1,0 +1,1 @@
+//! Qualified signatures on signed request forms and CNS client certificates (IDN-1 c, d). Being written.

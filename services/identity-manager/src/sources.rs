@@ -1,0 +1,1 @@
+//! Authoritative sources (VER-1). Being written.
