@@ -145,13 +145,13 @@ pub struct ContactStatus {
 }
 
 pub struct Registrar {
-    db: Db,
+    pub(crate) db: Db,
     hasher: Hasher,
     keys: Arc<dyn KeyManager>,
     /// Keys the hashes of codes and applicant tokens.
     mac_key: SecretKey,
-    messenger: Arc<dyn Messenger>,
-    clock: Arc<dyn Clock>,
+    pub(crate) messenger: Arc<dyn Messenger>,
+    pub(crate) clock: Arc<dyn Clock>,
     settings: Settings,
 }
 
@@ -231,7 +231,7 @@ impl Registrar {
         &self.hasher
     }
 
-    fn mac(&self, parts: &[&str]) -> Hmac<Sha256> {
+    pub(crate) fn mac(&self, parts: &[&str]) -> Hmac<Sha256> {
         // HMAC pads a short key with zeros to the block size: the same MAC,
         // through the constructor that cannot fail.
         let mut block = [0u8; 64];
@@ -389,7 +389,7 @@ impl Registrar {
         Ok(Started { request_id, applicant_token: token })
     }
 
-    fn event(&self, kind: &str, aggregate: &str, actor: actor::Kind, actor_id: &str) -> EventBuilder {
+    pub(crate) fn event(&self, kind: &str, aggregate: &str, actor: actor::Kind, actor_id: &str) -> EventBuilder {
         EventBuilder::new(crate::SERVICE.as_str(), kind, aggregate, self.clock.as_ref()).actor(actor, actor_id)
     }
 
@@ -430,38 +430,97 @@ impl Registrar {
         if verified {
             return Err(precondition("contact.already_verified", "this contact is already verified"));
         }
+        self.issue_code(&r.holder_id, kind.as_str(), kind.channel(), &value, request_id).await
+    }
+
+    /// Draws a 6-digit code for `label` (a contact, a video challenge),
+    /// keeps its keyed hash and sends it through the notification service.
+    pub(crate) async fn issue_code(
+        &self,
+        holder_id: &str,
+        label: &str,
+        channel: Channel,
+        recipient: &str,
+        subject_id: &str,
+    ) -> Result<(), ServiceError> {
         let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
-        let hash = self.mac(&["contact", &r.holder_id, kind.as_str(), &code]).finalize().into_bytes().to_vec();
+        let hash = self.mac(&["code", holder_id, label, &code]).finalize().into_bytes().to_vec();
         let expires = self.clock.now() + self.settings.code_validity;
-        let mut conn = self.db.pool().acquire().await.map_err(db_err)?;
+        let mut tx = self.db.pool().begin().await.map_err(db_err)?;
         sqlx::query("DELETE FROM contact_codes WHERE holder_id = $1 AND kind = $2")
-            .bind(&r.holder_id)
-            .bind(kind.as_str())
-            .execute(&mut *conn)
+            .bind(holder_id)
+            .bind(label)
+            .execute(&mut *tx)
             .await
             .map_err(db_err)?;
         sqlx::query(
             "INSERT INTO contact_codes (holder_id, kind, code_hash, expires_at, attempts) VALUES ($1, $2, $3, $4, 0)",
         )
-        .bind(&r.holder_id)
-        .bind(kind.as_str())
+        .bind(holder_id)
+        .bind(label)
         .bind(hash)
         .bind(expires.timestamp_micros())
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
         let minutes = self.settings.code_validity.num_minutes().to_string();
         self.messenger
             .send(Message {
-                channel: kind.channel(),
-                recipient: value,
+                channel,
+                recipient: recipient.to_owned(),
                 template: "contact-verification",
                 locale: "it",
                 data: HashMap::from([("code".to_owned(), code), ("minutes".to_owned(), minutes)]),
                 idempotency_key: uuid::Uuid::now_v7().to_string(),
-                subject_id: request_id.to_owned(),
+                subject_id: subject_id.to_owned(),
             })
             .await
+    }
+
+    /// Checks a code drawn by [`Registrar::issue_code`]: within its
+    /// validity and its attempts, compared in constant time. On a match the
+    /// code is consumed inside `tx` (the caller commits it with what the
+    /// code proves); a wrong code counts an attempt at once.
+    pub(crate) async fn check_code(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        holder_id: &str,
+        label: &str,
+        code: &str,
+    ) -> Result<(), ServiceError> {
+        let row = sqlx::query("SELECT code_hash, expires_at, attempts FROM contact_codes WHERE holder_id = $1 AND kind = $2")
+            .bind(holder_id)
+            .bind(label)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| precondition("contact.no_code", "ask for a code first"))?;
+        let hash: Vec<u8> = row.try_get("code_hash").map_err(db_err)?;
+        let expires: i64 = row.try_get("expires_at").map_err(db_err)?;
+        let attempts: i64 = row.try_get("attempts").map_err(db_err)?;
+        if attempts >= CODE_ATTEMPTS {
+            return Err(precondition("contact.code_exhausted", "too many wrong codes: ask for a new one"));
+        }
+        if self.clock.now().timestamp_micros() > expires {
+            return Err(precondition("contact.code_expired", "the code has expired: ask for a new one"));
+        }
+        if self.mac(&["code", holder_id, label, code.trim()]).verify_slice(&hash).is_err() {
+            sqlx::query("UPDATE contact_codes SET attempts = attempts + 1 WHERE holder_id = $1 AND kind = $2")
+                .bind(holder_id)
+                .bind(label)
+                .execute(self.db.pool())
+                .await
+                .map_err(db_err)?;
+            return Err(invalid("contact.code_wrong", "the code is not right"));
+        }
+        sqlx::query("DELETE FROM contact_codes WHERE holder_id = $1 AND kind = $2")
+            .bind(holder_id)
+            .bind(label)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        Ok(())
     }
 
     /// Checks a code the applicant typed; the contact is verified when it
@@ -474,41 +533,8 @@ impl Registrar {
         code: &str,
     ) -> Result<(), ServiceError> {
         let r = self.authorize(request_id, token).await?;
-        let row =
-            sqlx::query("SELECT code_hash, expires_at, attempts FROM contact_codes WHERE holder_id = $1 AND kind = $2")
-                .bind(&r.holder_id)
-                .bind(kind.as_str())
-                .fetch_optional(self.db.pool())
-                .await
-                .map_err(db_err)?
-                .ok_or_else(|| precondition("contact.no_code", "ask for a code first"))?;
-        let hash: Vec<u8> = row.try_get("code_hash").map_err(db_err)?;
-        let expires: i64 = row.try_get("expires_at").map_err(db_err)?;
-        let attempts: i64 = row.try_get("attempts").map_err(db_err)?;
-        if attempts >= CODE_ATTEMPTS {
-            return Err(precondition("contact.code_exhausted", "too many wrong codes: ask for a new one"));
-        }
-        if self.clock.now().timestamp_micros() > expires {
-            return Err(precondition("contact.code_expired", "the code has expired: ask for a new one"));
-        }
-        let matches = self.mac(&["contact", &r.holder_id, kind.as_str(), code.trim()]).verify_slice(&hash).is_ok();
         let mut tx = self.db.pool().begin().await.map_err(db_err)?;
-        if !matches {
-            sqlx::query("UPDATE contact_codes SET attempts = attempts + 1 WHERE holder_id = $1 AND kind = $2")
-                .bind(&r.holder_id)
-                .bind(kind.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            tx.commit().await.map_err(db_err)?;
-            return Err(invalid("contact.code_wrong", "the code is not right"));
-        }
-        sqlx::query("DELETE FROM contact_codes WHERE holder_id = $1 AND kind = $2")
-            .bind(&r.holder_id)
-            .bind(kind.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        self.check_code(&mut tx, &r.holder_id, kind.as_str(), code).await?;
         sqlx::query("UPDATE contacts SET verified_at = $1 WHERE holder_id = $2 AND kind = $3")
             .bind(self.clock.now().timestamp_micros())
             .bind(&r.holder_id)

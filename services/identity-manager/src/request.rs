@@ -69,18 +69,60 @@ pub enum Actor {
     Verifier,
     Administrator,
     Scheduler,
+    /// The service itself, on evidence it checked: an electronic
+    /// identification, a qualified signature, the authoritative sources.
+    System,
 }
 
-/// How the applicant is identified (IDN-1).
+/// How the applicant is identified (IDN-1 a–f).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
+    /// (a) In person at a counter.
     Counter,
+    /// (b) Remote video session with an operator.
     Video,
-    /// Video session confirmed by a bank transfer (lapses after 10 days
-    /// without the transfer, REG-9).
+    /// (f) Self-recorded video confirmed by a bank transfer (lapses after
+    /// 10 days without the transfer, REG-9).
     VideoWithTransfer,
+    /// (c) CNS/TS-CNS client certificate or CIE authentication.
     ElectronicDocument,
+    /// (d) The request form signed with a qualified signature.
     SignedForm,
+    /// (e) Another active level-2 identity of this IdP (professional
+    /// identities of natural persons only).
+    ExistingIdentity,
+}
+
+impl Method {
+    pub const ALL: [Method; 6] = [
+        Self::Counter,
+        Self::Video,
+        Self::VideoWithTransfer,
+        Self::ElectronicDocument,
+        Self::SignedForm,
+        Self::ExistingIdentity,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Counter => "counter",
+            Self::Video => "video",
+            Self::VideoWithTransfer => "video_transfer",
+            Self::ElectronicDocument => "electronic_document",
+            Self::SignedForm => "signed_form",
+            Self::ExistingIdentity => "existing_identity",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+
+    /// Whether an operator identifies the applicant (the others are
+    /// checked by the service on their evidence).
+    pub fn operator_driven(self) -> bool {
+        matches!(self, Self::Counter | Self::Video | Self::VideoWithTransfer)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,9 +162,9 @@ impl Action {
         match self {
             Self::Submit | Self::Accept => actor == Applicant,
             Self::StartIdentification { .. } => matches!(actor, Applicant | Operator),
-            Self::Identify => actor == Operator,
-            Self::Verify => actor == Verifier,
-            Self::OfferDocuments => matches!(actor, Verifier | Operator),
+            Self::Identify => matches!(actor, Operator | System),
+            Self::Verify => matches!(actor, Verifier | System),
+            Self::OfferDocuments => matches!(actor, Verifier | Operator | System),
             Self::Deny { .. } => matches!(actor, Operator | Verifier | Administrator),
             Self::Lapse => actor == Scheduler,
         }
@@ -241,7 +283,8 @@ mod tests {
             (Verified, AwaitingAcceptance),
             (AwaitingAcceptance, Active),
         ];
-        let actors = [Actor::Applicant, Actor::Operator, Actor::Verifier, Actor::Administrator, Actor::Scheduler];
+        let actors =
+            [Actor::Applicant, Actor::Operator, Actor::Verifier, Actor::Administrator, Actor::Scheduler, Actor::System];
         let mut legal = 0;
         for from in RequestState::ALL {
             for action in actions() {

@@ -10,7 +10,7 @@ use spid_proto::events::v1::{AuditNote, actor};
 use spid_types::{Clock, ErrorKind, ServiceError};
 use sqlx::Row;
 
-use crate::request::{Action, Actor, Method, RequestState, TransitionError, transition};
+use crate::request::{Action, Actor, RequestState, TransitionError, transition};
 
 pub(crate) fn db_err(e: sqlx::Error) -> ServiceError {
     ServiceError::internal(e)
@@ -25,16 +25,6 @@ pub(crate) fn state_of(s: &str) -> Result<RequestState, ServiceError> {
         .ok_or_else(|| ServiceError::internal(format!("unknown request state {s}")))
 }
 
-fn method_str(m: Method) -> &'static str {
-    match m {
-        Method::Counter => "counter",
-        Method::Video => "video",
-        Method::VideoWithTransfer => "video_transfer",
-        Method::ElectronicDocument => "electronic_document",
-        Method::SignedForm => "signed_form",
-    }
-}
-
 pub(crate) fn actor_str(a: Actor) -> (&'static str, actor::Kind) {
     match a {
         Actor::Applicant => ("applicant", actor::Kind::Holder),
@@ -42,6 +32,7 @@ pub(crate) fn actor_str(a: Actor) -> (&'static str, actor::Kind) {
         Actor::Verifier => ("verifier", actor::Kind::Operator),
         Actor::Administrator => ("administrator", actor::Kind::Administrator),
         Actor::Scheduler => ("scheduler", actor::Kind::Scheduler),
+        Actor::System => ("system", actor::Kind::Service),
     }
 }
 
@@ -213,7 +204,7 @@ pub(crate) async fn apply_in(
         _ => None,
     };
     let method = match action {
-        Action::StartIdentification { method } => Some(method_str(*method)),
+        Action::StartIdentification { method } => Some(method.as_str()),
         _ => None,
     };
     let updated = sqlx::query(
@@ -283,6 +274,7 @@ pub(crate) async fn apply_in(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request::Method;
     use spid_types::SystemClock;
 
     async fn store(dir: &std::path::Path) -> RequestStore {
