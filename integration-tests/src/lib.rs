@@ -334,3 +334,54 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// `idp dev` (what `make run` starts) running until dropped.
+pub struct DevProcess {
+    child: std::process::Child,
+    /// What it printed up to "all services ready".
+    pub banner: Vec<String>,
+}
+
+impl DevProcess {
+    /// Starts `idp dev` on `ports` with its data in `data_dir`, with
+    /// `extra` arguments after `dev`, and waits (up to 60 s) until it says
+    /// every service is ready.
+    pub async fn start(ports: &Ports, data_dir: &Path, extra: &[&str]) -> Self {
+        let public = ports.http_url(ServiceName::AuthnGateway);
+        let mut cmd = std::process::Command::new(bin("idp"));
+        cmd.args(["--log-format", "text", "--public-url", &public, "dev", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(ports.env())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let banner = tokio::task::spawn_blocking(move || {
+            use std::io::BufRead;
+            let mut lines = Vec::new();
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let done = line.starts_with("all services ready");
+                lines.push(line);
+                if done {
+                    break;
+                }
+            }
+            lines
+        });
+        let mut me = Self { child, banner: Vec::new() };
+        me.banner = tokio::time::timeout(Duration::from_secs(60), banner).await.expect("ready within 60 s").unwrap();
+        assert!(me.banner.last().is_some_and(|l| l.starts_with("all services ready")), "{:?}", me.banner);
+        me
+    }
+}
+
+impl Drop for DevProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -2,51 +2,21 @@
 //! embedded defaults, every readiness endpoint green, the development
 //! outbox, and `idpctl health` reporting all five healthy.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use integration_tests::{Ports, bin, eventually};
+use integration_tests::{DevProcess, Ports, bin, eventually};
 use spid_proto::notification::v1::{Channel, SendRequest, notifications_client::NotificationsClient};
 use spid_types::ServiceName;
-
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_mode_runs_everything_in_one_process() {
     let data = tempfile::tempdir().unwrap();
     let ports = Ports::allocate();
     let public = ports.http_url(ServiceName::AuthnGateway);
-    let mut cmd = Command::new(bin("idp"));
-    cmd.args(["--log-format", "text", "--public-url", &public, "dev", "--data-dir"])
-        .arg(data.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(ports.env())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = Killed(cmd.spawn().unwrap());
-    let stdout = child.0.stdout.take().unwrap();
-    let banner = tokio::task::spawn_blocking(move || {
-        use std::io::BufRead;
-        let mut lines = Vec::new();
-        for line in std::io::BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            let done = line.starts_with("all services ready");
-            lines.push(line);
-            if done {
-                break;
-            }
-        }
-        lines
-    });
-    let banner = tokio::time::timeout(Duration::from_secs(60), banner).await.expect("ready within 60 s").unwrap();
+    // Without demo holders: this test counts audit records.
+    let child = DevProcess::start(&ports, data.path(), &["--seed-demo", "false"]).await;
+    let banner = &child.banner;
     assert!(banner.iter().any(|l| l.contains(&format!("{public}/dev/outbox"))), "{banner:?}");
     for name in ServiceName::ALL {
         assert!(banner.iter().any(|l| l.contains(name.as_str())), "{name} missing from {banner:?}");

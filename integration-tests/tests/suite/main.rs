@@ -6,4 +6,5 @@
 
 mod dev_mode;
 mod events;
+mod registration;
 mod startup;

@@ -16,6 +16,12 @@ fn assert_clean_failure(code: Option<i32>, stderr: &str, setting: &str) {
     assert!(line.starts_with("idp: ") && line.contains(setting), "expected a line naming {setting}, got:\n{stderr}");
 }
 
+/// The authoritative sources every production configuration names.
+const SOURCES: [(&str, &str); 3] = [
+    ("IDP__REGISTRATION__AGENZIA_ENTRATE_URL", "https://ade.example.it/ws"),
+    ("IDP__REGISTRATION__SCIPAFI_URL", "https://scipafi.example.it/ws"),
+    ("IDP__REGISTRATION__DOCUMENT_REGISTRY_URL", "https://viminale.example.it/ws"),
+];
 #[tokio::test]
 async fn unreachable_dependencies_and_bad_settings_fail_fast_with_one_line() {
     let db = postgres_database("startup").await;
@@ -86,15 +92,22 @@ async fn unreachable_dependencies_and_bad_settings_fail_fast_with_one_line() {
     let (code, _, err) = run(vec![("IDP__PUBLIC_URL", "https://idp.example.it".to_owned())]);
     assert_clean_failure(code, &err, "bus.brokers");
 
-    // Production without the audit key material: refused before anything
-    // starts, and nothing is generated.
-    let (code, _, err) = run(vec![
+    // Production without the authoritative sources (VER-1).
+    let production = vec![
         ("IDP__TELEMETRY__LOG_FORMAT", "text".to_owned()),
         ("IDP__PUBLIC_URL", "https://idp.example.it".to_owned()),
         ("IDP__DATABASE__URL", db.clone()),
         ("IDP__BUS__BROKERS", broker.bootstrap.clone()),
         ("IDP__CACHE__URL", redis.clone()),
-    ]);
+    ];
+    let (code, _, err) = run(production.clone());
+    assert_clean_failure(code, &err, "registration.agenzia_entrate_url");
+
+    // Production without the audit key material: refused before anything
+    // starts, and nothing is generated.
+    let mut with_sources = production;
+    with_sources.extend(SOURCES.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let (code, _, err) = run(with_sources);
     assert_clean_failure(code, &err, "audit.keys_dir");
     assert_eq!(code, Some(2), "{err}");
 
@@ -116,6 +129,7 @@ async fn migrate_applies_every_service_schema_and_is_idempotent() {
     for name in spid_types::ServiceName::ALL {
         env.push((format!("IDP__{}__DATABASE_URL", name.key().to_uppercase()), postgres_database(name.key()).await));
     }
+    env.extend(SOURCES.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     // Migrations need no broker and no cache.
     env.push(("IDP__BUS__BROKERS".into(), "127.0.0.1:1".into()));
     env.push(("IDP__CACHE__URL".into(), "redis://127.0.0.1:1".into()));
@@ -133,6 +147,9 @@ async fn migrate_applies_every_service_schema_and_is_idempotent() {
             ("IDP__PUBLIC_URL", "https://idp.example.it"),
             ("IDP__BUS__BROKERS", "k:9092"),
             ("IDP__CACHE__URL", "redis://r:6379"),
+            SOURCES[0],
+            SOURCES[1],
+            SOURCES[2],
         ],
         Duration::from_secs(30),
     );

@@ -13,7 +13,7 @@ mod settings;
 
 pub use resolve::{
     AuditConfig, BusConfig, CacheConfig, Config, DevConfig, LogFormat, Mode, RegistrationConfig, ServiceEndpoints,
-    TelemetryConfig,
+    SoapSources, SourcesConfig, TelemetryConfig,
 };
 pub use settings::{
     AuditSettings, BusSettings, CacheSettings, DatabaseSettings, DevSettings, RegistrationSettings, ServiceSettings,

@@ -86,6 +86,26 @@ impl AuditConfig {
     }
 }
 
+/// Where the authoritative sources are (VER-1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourcesConfig {
+    /// Development: the local adapters on a data file (`None`: the sample).
+    Local { file: Option<PathBuf> },
+    /// Production: the SOAP services.
+    Soap(Box<SoapSources>),
+}
+
+/// The SOAP endpoints of the sources, with the client identity for mutual
+/// TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SoapSources {
+    pub agenzia_entrate: Url,
+    pub scipafi: Url,
+    pub document_registry: Url,
+    pub client_certificate: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+}
+
 /// See [`crate::RegistrationSettings`].
 #[derive(Debug, Clone)]
 pub struct RegistrationConfig {
@@ -98,7 +118,7 @@ pub struct RegistrationConfig {
     evidence_keys_dir: Option<PathBuf>,
     /// Development only: create missing keys at start.
     pub generate_keys: bool,
-    pub sources_file: Option<PathBuf>,
+    pub sources: SourcesConfig,
     pub signature_trust_file: Option<PathBuf>,
     pub contact_code_minutes: u32,
 }
@@ -352,6 +372,11 @@ fn resolve_registration(
         password_parallelism,
         evidence_keys_dir,
         sources_file,
+        agenzia_entrate_url,
+        scipafi_url,
+        document_registry_url,
+        sources_client_certificate,
+        sources_client_key,
         signature_trust_file,
         contact_code_minutes,
     } = r;
@@ -387,10 +412,62 @@ fn resolve_registration(
         password_parallelism,
         evidence_keys_dir,
         generate_keys: is_dev,
-        sources_file: path(sources_file),
+        sources: resolve_sources(
+            is_dev,
+            path(sources_file),
+            [agenzia_entrate_url, scipafi_url, document_registry_url],
+            path(sources_client_certificate),
+            path(sources_client_key),
+        )?,
         signature_trust_file: path(signature_trust_file),
         contact_code_minutes,
     })
+}
+
+fn resolve_sources(
+    is_dev: bool,
+    file: Option<PathBuf>,
+    urls: [Option<String>; 3],
+    client_certificate: Option<PathBuf>,
+    client_key: Option<PathBuf>,
+) -> Result<SourcesConfig, ConfigError> {
+    const KEYS: [&str; 3] =
+        ["registration.agenzia_entrate_url", "registration.scipafi_url", "registration.document_registry_url"];
+    let urls: Vec<Option<String>> = urls.into_iter().map(|u| u.filter(|u| !u.trim().is_empty())).collect();
+    if urls.iter().all(Option::is_none) {
+        if !is_dev {
+            return Err(ConfigError::new(KEYS[0], "required in production (the authoritative sources, VER-1)"));
+        }
+        return Ok(SourcesConfig::Local { file });
+    }
+    if file.is_some() {
+        return Err(ConfigError::new("registration.sources_file", "either the local data file or the SOAP endpoints"));
+    }
+    let mut parsed = Vec::new();
+    for (key, url) in KEYS.iter().zip(urls) {
+        let url = url.ok_or_else(|| ConfigError::new(*key, "set all three source endpoints"))?;
+        let url = parse_http_url(key, &url)?;
+        if !is_dev && url.scheme() != "https" {
+            return Err(ConfigError::new(*key, "must be https in production"));
+        }
+        parsed.push(url);
+    }
+    if client_certificate.is_some() != client_key.is_some() {
+        return Err(ConfigError::new("registration.sources_client_key", "give both the certificate and the key"));
+    }
+    let mut parsed = parsed.into_iter();
+    match (parsed.next(), parsed.next(), parsed.next()) {
+        (Some(agenzia_entrate), Some(scipafi), Some(document_registry)) => {
+            Ok(SourcesConfig::Soap(Box::new(SoapSources {
+                agenzia_entrate,
+                scipafi,
+                document_registry,
+                client_certificate,
+                client_key,
+            })))
+        }
+        _ => Err(ConfigError::new(KEYS[0], "set all three source endpoints")),
+    }
 }
 
 fn resolve_service(

@@ -205,9 +205,16 @@ pub struct RegistrationSettings {
     /// Production: required (or an HSM), never generated.
     pub evidence_keys_dir: Option<String>,
     /// Data file of the local authoritative-source adapters (Agenzia delle
-    /// Entrate, SCIPAFI, document checks). Empty: development uses the
-    /// built-in sample; production refuses the local adapters.
+    /// Entrate, SCIPAFI, document checks), development only. Empty: the
+    /// built-in sample.
     pub sources_file: Option<String>,
+    /// Production: the SOAP endpoints of the authoritative sources (VER-1).
+    pub agenzia_entrate_url: Option<String>,
+    pub scipafi_url: Option<String>,
+    pub document_registry_url: Option<String>,
+    /// The client certificate and key (PEM) for mutual TLS to the sources.
+    pub sources_client_certificate: Option<String>,
+    pub sources_client_key: Option<String>,
     /// Trust list for qualified signatures on signed request forms and for
     /// CNS client certificates (PEM bundle).
     pub signature_trust_file: Option<String>,
@@ -224,6 +231,11 @@ impl Default for RegistrationSettings {
             password_parallelism: 1,
             evidence_keys_dir: None,
             sources_file: None,
+            agenzia_entrate_url: None,
+            scipafi_url: None,
+            document_registry_url: None,
+            sources_client_certificate: None,
+            sources_client_key: None,
             signature_trust_file: None,
             contact_code_minutes: 15,
         }

@@ -6,6 +6,13 @@ fn dev_overrides() -> Vec<(String, String)> {
     vec![("mode".into(), "development".into())]
 }
 
+/// The authoritative sources a production configuration must name.
+const SOURCES: [(&str, &str); 3] = [
+    ("registration.agenzia_entrate_url", "https://ade.example.it/ws"),
+    ("registration.scipafi_url", "https://scipafi.example.it/ws"),
+    ("registration.document_registry_url", "https://viminale.example.it/ws"),
+];
+
 fn load_with(overrides: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let sources = Sources {
         file: None,
@@ -50,6 +57,9 @@ fn production_refuses_missing_and_insecure_settings() {
         ("public_url", "https://idp.example.it"),
         ("bus.brokers", "kafka-0:9092,kafka-1:9092"),
         ("cache.url", "redis://redis:6379"),
+        SOURCES[0],
+        SOURCES[1],
+        SOURCES[2],
     ])
     .unwrap();
     let err = config.database_url(spid_types::ServiceName::IdentityManager).unwrap_err();
@@ -138,6 +148,9 @@ fn audit_policies_cannot_go_below_the_rules() {
         ("public_url", "https://idp.example.it"),
         ("bus.brokers", "kafka:9092"),
         ("cache.url", "redis://redis:6379"),
+        SOURCES[0],
+        SOURCES[1],
+        SOURCES[2],
     ])
     .unwrap();
     assert_eq!(production.audit.keys_dir().unwrap_err().key, "audit.keys_dir");
@@ -158,12 +171,23 @@ fn registration_settings_keep_to_the_rules() {
     assert_eq!(config.registration.password_memory_kib, 19_456);
     assert!(config.registration.evidence_keys_dir().unwrap().ends_with("keys/evidence"));
 
-    let production = load_with(&[
-        ("public_url", "https://idp.example.it"),
-        ("bus.brokers", "kafka:9092"),
-        ("cache.url", "redis://redis:6379"),
-    ])
-    .unwrap();
+    assert_eq!(config.registration.sources, crate::SourcesConfig::Local { file: None });
+    let partial = dev("registration.scipafi_url", "https://scipafi.example.it/ws").unwrap_err();
+    assert_eq!(partial.key, "registration.agenzia_entrate_url");
+
+    let base =
+        [("public_url", "https://idp.example.it"), ("bus.brokers", "kafka:9092"), ("cache.url", "redis://redis:6379")];
+    assert_eq!(load_with(&base).unwrap_err().key, "registration.agenzia_entrate_url", "sources are required");
+    let mut with_sources = base.to_vec();
+    with_sources.extend([
+        ("registration.agenzia_entrate_url", "https://ade.example.it/ws"),
+        ("registration.scipafi_url", "https://scipafi.example.it/ws"),
+        ("registration.document_registry_url", "http://viminale.example.it/ws"),
+    ]);
+    assert_eq!(load_with(&with_sources).unwrap_err().key, "registration.document_registry_url", "https only");
+    with_sources[5].1 = "https://viminale.example.it/ws";
+    let production = load_with(&with_sources).unwrap();
+    assert!(matches!(production.registration.sources, crate::SourcesConfig::Soap(_)));
     assert_eq!(production.registration.evidence_keys_dir().unwrap_err().key, "registration.evidence_keys_dir");
     assert!(!production.registration.generate_keys);
 }

@@ -10,19 +10,29 @@ use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 
 use crate::application::{Address, Application, HealthCard, IdentityDocument, IdentityType, Organisation};
+use crate::backoffice::{Backoffice, QueueItem, Role};
+use crate::identification::Identification;
 use crate::identity::{Credentials, IdentityView, Outcome, Status as IdStatus};
 use crate::registration::{ContactKind, Progress, Registrar, StartError, Upload, problems_error};
+use crate::request::{Method, RequestState};
 
-pub fn grpc(registrar: Arc<Registrar>, credentials: Arc<Credentials>) -> spid_server::grpc::GrpcServer {
+pub fn grpc(
+    registrar: Arc<Registrar>,
+    credentials: Arc<Credentials>,
+    identification: Arc<Identification>,
+    backoffice: Arc<Backoffice>,
+) -> spid_server::grpc::GrpcServer {
     let mut routes = tonic::service::RoutesBuilder::default();
-    let api = Api { registrar, credentials };
+    let api = Api { registrar, credentials, identification, backoffice };
     routes.add_service(pb::credentials_server::CredentialsServer::new(api.clone()));
-    routes.add_service(pb::registration_server::RegistrationServer::new(api));
+    routes.add_service(pb::registration_server::RegistrationServer::new(api.clone()));
+    routes.add_service(pb::backoffice_server::BackofficeServer::new(api));
     spid_server::grpc::GrpcServer::new(
         routes,
         vec![
             pb::credentials_server::CredentialsServer::<Api>::NAME,
             pb::registration_server::RegistrationServer::<Api>::NAME,
+            pb::backoffice_server::BackofficeServer::<Api>::NAME,
         ],
     )
 }
@@ -31,6 +41,8 @@ pub fn grpc(registrar: Arc<Registrar>, credentials: Arc<Credentials>) -> spid_se
 pub struct Api {
     registrar: Arc<Registrar>,
     credentials: Arc<Credentials>,
+    identification: Arc<Identification>,
+    backoffice: Arc<Backoffice>,
 }
 
 pub fn status_wire(s: IdStatus) -> pb::IdentityStatus {
@@ -264,5 +276,255 @@ impl pb::registration_server::Registration for Api {
             created_at: now,
             status_changed_at: now,
         }))
+    }
+
+    async fn choose_method(
+        &self,
+        request: Request<pb::ChooseMethodRequest>,
+    ) -> Result<Response<pb::RegistrationProgress>, Status> {
+        let r = request.into_inner();
+        let method = Method::parse(&r.method).ok_or_else(|| Status::invalid_argument("method: not a method"))?;
+        let at = r
+            .appointment
+            .map(|t| spid_proto::time::from_wire(&t).ok_or_else(|| Status::invalid_argument("appointment: not a time")))
+            .transpose()?;
+        self.identification.choose_method(&r.request_id, &r.applicant_token, method, at).await.map_err(to_status)?;
+        self.progress(&r.request_id, &r.applicant_token).await
+    }
+
+    async fn get_form(&self, request: Request<pb::ApplicantRequest>) -> Result<Response<pb::FormResponse>, Status> {
+        let r = request.into_inner();
+        let form = self.identification.form(&r.request_id, &r.applicant_token).await.map_err(to_status)?;
+        Ok(Response::new(pb::FormResponse { form: form.into_bytes() }))
+    }
+
+    async fn identify_with_signed_form(
+        &self,
+        request: Request<pb::EvidenceRequest>,
+    ) -> Result<Response<pb::RegistrationProgress>, Status> {
+        let r = request.into_inner();
+        self.identification
+            .identify_with_signed_form(&r.request_id, &r.applicant_token, &r.content)
+            .await
+            .map_err(to_status)?;
+        self.progress(&r.request_id, &r.applicant_token).await
+    }
+
+    async fn identify_with_cns(
+        &self,
+        request: Request<pb::EvidenceRequest>,
+    ) -> Result<Response<pb::RegistrationProgress>, Status> {
+        let r = request.into_inner();
+        self.identification
+            .identify_with_cns(&r.request_id, &r.applicant_token, &r.content)
+            .await
+            .map_err(to_status)?;
+        self.progress(&r.request_id, &r.applicant_token).await
+    }
+
+    async fn identify_with_existing_identity(
+        &self,
+        request: Request<pb::ExistingIdentityRequest>,
+    ) -> Result<Response<pb::RegistrationProgress>, Status> {
+        let r = request.into_inner();
+        self.identification
+            .identify_with_existing_identity(&r.request_id, &r.applicant_token, &r.spid_code)
+            .await
+            .map_err(to_status)?;
+        self.progress(&r.request_id, &r.applicant_token).await
+    }
+
+    async fn upload_self_video(
+        &self,
+        request: Request<pb::EvidenceRequest>,
+    ) -> Result<Response<pb::RegistrationProgress>, Status> {
+        let r = request.into_inner();
+        self.identification
+            .upload_self_video(&r.request_id, &r.applicant_token, &r.content)
+            .await
+            .map_err(to_status)?;
+        self.progress(&r.request_id, &r.applicant_token).await
+    }
+}
+
+fn operator_wire(o: crate::backoffice::Operator) -> pb::Operator {
+    pb::Operator { id: o.id, display_name: o.display_name, role: o.role.as_str().to_owned(), disabled: o.disabled }
+}
+
+fn item_wire(i: QueueItem) -> pb::QueueItem {
+    pb::QueueItem {
+        request_id: i.request_id,
+        state: i.state,
+        method: i.method.unwrap_or_default(),
+        identity_type: i.identity_type,
+        channel: i.channel,
+        since: Some(spid_proto::time::to_wire(i.since)),
+        appointment: i.appointment.map(spid_proto::time::to_wire),
+        appointment_confirmed: i.appointment_confirmed,
+    }
+}
+
+fn decision(state: RequestState) -> Response<pb::DecisionResponse> {
+    Response::new(pb::DecisionResponse { state: state.as_str().to_owned() })
+}
+
+fn time_arg(t: Option<prost_types::Timestamp>, field: &str) -> Result<chrono::DateTime<chrono::Utc>, Status> {
+    let t = t.ok_or_else(|| Status::invalid_argument(format!("{field}: required")))?;
+    spid_proto::time::from_wire(&t).ok_or_else(|| Status::invalid_argument(format!("{field}: not a time")))
+}
+
+#[tonic::async_trait]
+impl pb::backoffice_server::Backoffice for Api {
+    async fn add_operator(&self, request: Request<pb::AddOperatorRequest>) -> Result<Response<pb::Operator>, Status> {
+        let r = request.into_inner();
+        let o = r.operator.unwrap_or_default();
+        let role = Role::parse(&o.role)
+            .ok_or_else(|| Status::invalid_argument("role: counter, video_desk, verifier or administrator"))?;
+        let by = Some(r.by_operator_id.as_str()).filter(|b| !b.is_empty());
+        let op = self.backoffice.add_operator(by, &o.id, &o.display_name, role).await.map_err(to_status)?;
+        Ok(Response::new(operator_wire(op)))
+    }
+
+    async fn list_operators(
+        &self,
+        request: Request<pb::ListOperatorsRequest>,
+    ) -> Result<Response<pb::ListOperatorsResponse>, Status> {
+        self.backoffice.operator(&request.into_inner().operator_id).await.map_err(to_status)?;
+        let ops = self.backoffice.operators().await.map_err(to_status)?;
+        Ok(Response::new(pb::ListOperatorsResponse { operators: ops.into_iter().map(operator_wire).collect() }))
+    }
+
+    async fn queue(&self, request: Request<pb::QueueRequest>) -> Result<Response<pb::QueueResponse>, Status> {
+        let r = request.into_inner();
+        let state = match r.state.as_str() {
+            "" => None,
+            s => Some(
+                RequestState::ALL
+                    .into_iter()
+                    .find(|x| x.as_str() == s)
+                    .ok_or_else(|| Status::invalid_argument("state: not a request state"))?,
+            ),
+        };
+        let method = match r.method.as_str() {
+            "" => None,
+            m => Some(Method::parse(m).ok_or_else(|| Status::invalid_argument("method: not a method"))?),
+        };
+        let limit = if r.limit == 0 { 100 } else { i64::from(r.limit) };
+        let items = self.backoffice.queue(&r.operator_id, state, method, limit).await.map_err(to_status)?;
+        Ok(Response::new(pb::QueueResponse { items: items.into_iter().map(item_wire).collect() }))
+    }
+
+    async fn view_request(&self, request: Request<pb::OperatorRequest>) -> Result<Response<pb::RequestView>, Status> {
+        let r = request.into_inner();
+        let v = self.backoffice.view(&r.operator_id, &r.request_id).await.map_err(to_status)?;
+        Ok(Response::new(pb::RequestView {
+            item: Some(item_wire(v.item)),
+            holder_json: v.holder.to_string(),
+            contacts: v
+                .contacts
+                .into_iter()
+                .map(|c| pb::ContactState { kind: c.kind, value: c.value, verified: c.verified })
+                .collect(),
+            evidence: v
+                .evidence
+                .into_iter()
+                .map(|e| pb::EvidenceItem {
+                    id: e.id,
+                    kind: e.kind,
+                    content_sha256: e.content_sha256,
+                    at: Some(spid_proto::time::to_wire(e.at)),
+                })
+                .collect(),
+            source_checks: v
+                .source_checks
+                .into_iter()
+                .map(|c| pb::SourceCheckResult {
+                    source: c.source,
+                    verdict: c.verdict,
+                    reasons: c.reasons,
+                    reference: c.reference,
+                })
+                .collect(),
+            history: v
+                .history
+                .into_iter()
+                .map(|t| pb::RequestTransition {
+                    from: t.from,
+                    to: t.to,
+                    actor: t.actor,
+                    actor_id: t.actor_id,
+                    reason: t.reason.unwrap_or_default(),
+                })
+                .collect(),
+            documents_requested_at: v.documents_requested_at.map(spid_proto::time::to_wire),
+            bank_transfer_reference: v.bank_transfer.unwrap_or_default(),
+        }))
+    }
+
+    async fn open_evidence(
+        &self,
+        request: Request<pb::OpenEvidenceRequest>,
+    ) -> Result<Response<pb::EvidenceContent>, Status> {
+        let r = request.into_inner();
+        let (kind, content) = self.backoffice.open_evidence(&r.operator_id, &r.evidence_id).await.map_err(to_status)?;
+        Ok(Response::new(pb::EvidenceContent { kind, content }))
+    }
+
+    async fn confirm_appointment(&self, request: Request<pb::AppointmentRequest>) -> Result<Response<pb::Ack>, Status> {
+        let r = request.into_inner();
+        let at = time_arg(r.at, "at")?;
+        self.backoffice.confirm_appointment(&r.operator_id, &r.request_id, at).await.map_err(to_status)?;
+        Ok(Response::new(pb::Ack {}))
+    }
+
+    async fn video_challenge(&self, request: Request<pb::OperatorRequest>) -> Result<Response<pb::Ack>, Status> {
+        let r = request.into_inner();
+        self.backoffice.video_challenge(&r.operator_id, &r.request_id).await.map_err(to_status)?;
+        Ok(Response::new(pb::Ack {}))
+    }
+
+    async fn video_session(&self, request: Request<pb::VideoSessionRequest>) -> Result<Response<pb::Ack>, Status> {
+        let r = request.into_inner();
+        self.backoffice
+            .video_session(&r.operator_id, &r.request_id, &r.sms_code, &r.email_code, &r.recording)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::Ack {}))
+    }
+
+    async fn record_transfer(&self, request: Request<pb::TransferRequest>) -> Result<Response<pb::Ack>, Status> {
+        let r = request.into_inner();
+        let at = time_arg(r.received_at, "received_at")?;
+        self.backoffice
+            .record_transfer(&r.operator_id, &r.request_id, &r.reference, r.amount_cents, at)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::Ack {}))
+    }
+
+    async fn identify(&self, request: Request<pb::DecisionRequest>) -> Result<Response<pb::DecisionResponse>, Status> {
+        let r = request.into_inner();
+        Ok(decision(self.backoffice.identify(&r.operator_id, &r.request_id, &r.text).await.map_err(to_status)?))
+    }
+
+    async fn approve(&self, request: Request<pb::DecisionRequest>) -> Result<Response<pb::DecisionResponse>, Status> {
+        let r = request.into_inner();
+        Ok(decision(self.backoffice.approve(&r.operator_id, &r.request_id, &r.text).await.map_err(to_status)?))
+    }
+
+    async fn deny(&self, request: Request<pb::DecisionRequest>) -> Result<Response<pb::DecisionResponse>, Status> {
+        let r = request.into_inner();
+        self.backoffice.deny(&r.operator_id, &r.request_id, &r.text).await.map_err(to_status)?;
+        Ok(decision(RequestState::Denied))
+    }
+
+    async fn ask_documents(
+        &self,
+        request: Request<pb::DecisionRequest>,
+    ) -> Result<Response<pb::DecisionResponse>, Status> {
+        let r = request.into_inner();
+        self.backoffice.ask_documents(&r.operator_id, &r.request_id, &r.text).await.map_err(to_status)?;
+        let state = self.registrar.request(&r.request_id).await.map_err(to_status)?.state;
+        Ok(decision(state))
     }
 }

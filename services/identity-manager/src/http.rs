@@ -12,14 +12,26 @@ use spid_server::errors::HttpProblem;
 use spid_types::{ErrorKind, ServiceError};
 
 use crate::application::Application;
+use crate::identification::Identification;
 use crate::registration::{ContactKind, DOCUMENTS, MAX_UPLOAD, Registrar, StartError, Upload};
+use crate::request::Method;
 
-pub fn routes(registrar: Arc<Registrar>) -> impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static {
+/// The header the ingress puts the verified TLS client certificate in
+/// (PEM, URL-escaped as nginx's `$ssl_client_escaped_cert`). The ingress
+/// must drop the header when it comes from the client.
+pub const CLIENT_CERT_HEADER: &str = "x-ssl-client-cert";
+
+pub fn routes(
+    registrar: Arc<Registrar>,
+    identification: Arc<Identification>,
+) -> impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static {
     let data = web::Data::from(registrar);
+    let ident = web::Data::from(identification);
     move |cfg: &mut web::ServiceConfig| {
         cfg.service(
             web::scope("/registration")
                 .app_data(data.clone())
+                .app_data(ident.clone())
                 .app_data(web::JsonConfig::default().limit(64 * 1024))
                 .app_data(web::PayloadConfig::default().limit(MAX_UPLOAD))
                 .route("/documents", web::get().to(documents))
@@ -31,7 +43,12 @@ pub fn routes(registrar: Arc<Registrar>) -> impl Fn(&mut web::ServiceConfig) + S
                 .route("/{id}/documents", web::post().to(accept))
                 .route("/{id}/uploads/{kind}", web::put().to(upload))
                 .route("/{id}/submit", web::post().to(submit))
-                .route("/{id}/activate", web::post().to(activate)),
+                .route("/{id}/activate", web::post().to(activate))
+                .route("/{id}/method", web::post().to(choose_method))
+                .route("/{id}/form", web::get().to(form))
+                .route("/{id}/signed-form", web::put().to(signed_form))
+                .route("/{id}/cns", web::post().to(cns))
+                .route("/{id}/self-video", web::put().to(self_video)),
         );
     }
 }
@@ -163,4 +180,64 @@ async fn submit(r: web::Data<Registrar>, req: HttpRequest, id: web::Path<String>
 async fn activate(r: web::Data<Registrar>, req: HttpRequest, id: web::Path<String>) -> Reply {
     let e = r.activate(&id, token(&req)?).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "spid_code": e.spid_code, "identity_type": e.identity_type })))
+}
+
+#[derive(Deserialize)]
+struct MethodChoice {
+    method: String,
+    appointment: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+async fn choose_method(
+    r: web::Data<Registrar>,
+    i: web::Data<Identification>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Json<MethodChoice>,
+) -> Reply {
+    let t = token(&req)?;
+    let method = Method::parse(&body.method).ok_or_else(|| bad("identification.method_unknown", "not a method"))?;
+    i.choose_method(&id, t, method, body.appointment).await?;
+    Ok(HttpResponse::Ok().json(r.progress(&id, t).await?))
+}
+
+async fn form(i: web::Data<Identification>, req: HttpRequest, id: web::Path<String>) -> Reply {
+    let text = i.form(&id, token(&req)?).await?;
+    Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(text))
+}
+
+async fn signed_form(
+    r: web::Data<Registrar>,
+    i: web::Data<Identification>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Reply {
+    let t = token(&req)?;
+    i.identify_with_signed_form(&id, t, &body).await?;
+    Ok(HttpResponse::Ok().json(r.progress(&id, t).await?))
+}
+
+async fn cns(r: web::Data<Registrar>, i: web::Data<Identification>, req: HttpRequest, id: web::Path<String>) -> Reply {
+    let t = token(&req)?;
+    let cert = req
+        .headers()
+        .get(CLIENT_CERT_HEADER)
+        .map(|v| v.as_bytes().to_vec())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| bad("identification.no_certificate", "no client certificate was presented"))?;
+    i.identify_with_cns(&id, t, &cert).await?;
+    Ok(HttpResponse::Ok().json(r.progress(&id, t).await?))
+}
+
+async fn self_video(
+    r: web::Data<Registrar>,
+    i: web::Data<Identification>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Reply {
+    let t = token(&req)?;
+    i.upload_self_video(&id, t, &body).await?;
+    Ok(HttpResponse::Ok().json(r.progress(&id, t).await?))
 }

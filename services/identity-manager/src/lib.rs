@@ -16,10 +16,13 @@
 
 mod api;
 pub mod application;
+pub mod backoffice;
 pub mod demo;
 pub mod evidence;
 mod http;
+pub mod identification;
 pub mod identity;
+pub mod lapse;
 pub mod notify;
 pub mod password;
 pub mod registration;
@@ -79,6 +82,53 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
             idp_code: r.idp_code.clone(),
         },
     ));
+    let sources = match &r.sources {
+        spid_config::SourcesConfig::Local { file } => {
+            let data = match file {
+                Some(f) => {
+                    sources::LocalData::load(f).map_err(|e| RunError::new(format!("registration.sources_file: {e}")))?
+                }
+                None => sources::LocalData::sample(),
+            };
+            sources::Sources::local(data, deps.clock.clone())
+        }
+        spid_config::SourcesConfig::Soap(soap) => {
+            let identity = match (&soap.client_certificate, &soap.client_key) {
+                (Some(c), Some(k)) => Some(
+                    sources::TlsIdentity::load(c, k)
+                        .map_err(|e| RunError::new(format!("registration.sources_client_certificate: {e}")))?,
+                ),
+                _ => None,
+            };
+            let settings = |url: &url::Url| {
+                let mut s = sources::SoapSettings::new(url.as_str());
+                s.identity = identity.clone();
+                s.allow_plain_http = config.is_dev();
+                s
+            };
+            let clients = [
+                ("registration.agenzia_entrate_url", sources::Source::AgenziaEntrate, &soap.agenzia_entrate),
+                ("registration.scipafi_url", sources::Source::Scipafi, &soap.scipafi),
+                ("registration.document_registry_url", sources::Source::DocumentRegistry, &soap.document_registry),
+            ]
+            .into_iter()
+            .map(|(key, source, url)| {
+                sources::SoapClient::new(source, settings(url), deps.clock.clone())
+                    .map(|c| std::sync::Arc::new(c) as std::sync::Arc<dyn sources::AuthoritativeSource>)
+                    .map_err(|e| RunError::new(format!("{key}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+            sources::Sources::new(clients)
+        }
+    };
+    let trust = r
+        .signature_trust_file
+        .as_deref()
+        .map(signature::TrustList::load)
+        .transpose()
+        .map_err(|e| RunError::new(format!("registration.signature_trust_file: {e}")))?;
+    let identification = std::sync::Arc::new(identification::Identification::new(registrar.clone(), sources, trust));
+    let backoffice = std::sync::Arc::new(backoffice::Backoffice::new(registrar.clone(), identification.clone()));
     let credentials = std::sync::Arc::new(
         identity::Credentials::new(deps.db.clone(), hasher, deps.clock.clone()).await.map_err(RunError::new)?,
     );
@@ -94,9 +144,12 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
     let relay = deps.relay(SERVICE);
     let parts = spid_server::host::ServiceParts {
         common: deps.http_common(SERVICE, deps.health()),
-        http_routes: http::routes(registrar.clone()),
-        grpc: api::grpc(registrar, credentials),
-        background: vec![Box::pin(relay.run(shutdown.clone()))],
+        http_routes: http::routes(registrar.clone(), identification.clone()),
+        grpc: api::grpc(registrar.clone(), credentials, identification, backoffice),
+        background: vec![
+            Box::pin(relay.run(shutdown.clone())),
+            Box::pin(lapse::run(registrar, std::time::Duration::from_secs(60), shutdown.clone())),
+        ],
         listeners: deps.listeners,
     };
     spid_server::host::serve(parts, shutdown).await

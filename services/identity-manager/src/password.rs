@@ -240,13 +240,20 @@ pub struct HashError(String);
 #[derive(Clone)]
 pub struct Hasher {
     argon: Argon2<'static>,
+    /// One hash at a time per core: more would only thrash the caches
+    /// (each takes `memory_kib` of memory) and stretch every latency.
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Hasher {
     pub fn new(cost: Cost) -> Result<Self, HashError> {
         let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
             .map_err(|e| HashError(e.to_string()))?;
-        Ok(Self { argon: Argon2::new(Algorithm::Argon2id, Version::V0x13, params) })
+        let cores = std::thread::available_parallelism().map(std::num::NonZeroUsize::get).unwrap_or(1);
+        Ok(Self {
+            argon: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(cores)),
+        })
     }
 
     fn hash_blocking(&self, secret: &str) -> Result<String, HashError> {
@@ -261,6 +268,7 @@ impl Hasher {
     }
 
     async fn blocking<T: Send + 'static>(&self, f: impl FnOnce(Hasher) -> T + Send + 'static) -> Result<T, HashError> {
+        let _permit = self.permits.acquire().await.map_err(|e| HashError(e.to_string()))?;
         let me = self.clone();
         tokio::task::spawn_blocking(move || f(me)).await.map_err(|e| HashError(e.to_string()))
     }

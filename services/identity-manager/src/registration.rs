@@ -408,6 +408,12 @@ impl Registrar {
         store::get_in(&mut conn, request_id).await
     }
 
+    /// A request by id, for the service's own steps (no token).
+    pub(crate) async fn request(&self, request_id: &str) -> Result<store::RequestRecord, ServiceError> {
+        let mut conn = self.db.pool().acquire().await.map_err(db_err)?;
+        store::get_in(&mut conn, request_id).await
+    }
+
     async fn contact(&self, holder_id: &str, kind: ContactKind) -> Result<(String, bool), ServiceError> {
         let row = sqlx::query("SELECT value, verified_at FROM contacts WHERE holder_id = $1 AND kind = $2")
             .bind(holder_id)
@@ -479,23 +485,18 @@ impl Registrar {
     }
 
     /// Checks a code drawn by [`Registrar::issue_code`]: within its
-    /// validity and its attempts, compared in constant time. On a match the
-    /// code is consumed inside `tx` (the caller commits it with what the
-    /// code proves); a wrong code counts an attempt at once.
-    pub(crate) async fn check_code(
-        &self,
-        tx: &mut sqlx::AnyConnection,
-        holder_id: &str,
-        label: &str,
-        code: &str,
-    ) -> Result<(), ServiceError> {
-        let row = sqlx::query("SELECT code_hash, expires_at, attempts FROM contact_codes WHERE holder_id = $1 AND kind = $2")
-            .bind(holder_id)
-            .bind(label)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| precondition("contact.no_code", "ask for a code first"))?;
+    /// validity and its attempts, compared in constant time. A wrong code
+    /// counts an attempt at once; a right one stays until the caller
+    /// consumes it ([`consume_code`]) with what it proves.
+    pub(crate) async fn check_code(&self, holder_id: &str, label: &str, code: &str) -> Result<(), ServiceError> {
+        let row =
+            sqlx::query("SELECT code_hash, expires_at, attempts FROM contact_codes WHERE holder_id = $1 AND kind = $2")
+                .bind(holder_id)
+                .bind(label)
+                .fetch_optional(self.db.pool())
+                .await
+                .map_err(db_err)?
+                .ok_or_else(|| precondition("contact.no_code", "ask for a code first"))?;
         let hash: Vec<u8> = row.try_get("code_hash").map_err(db_err)?;
         let expires: i64 = row.try_get("expires_at").map_err(db_err)?;
         let attempts: i64 = row.try_get("attempts").map_err(db_err)?;
@@ -514,12 +515,6 @@ impl Registrar {
                 .map_err(db_err)?;
             return Err(invalid("contact.code_wrong", "the code is not right"));
         }
-        sqlx::query("DELETE FROM contact_codes WHERE holder_id = $1 AND kind = $2")
-            .bind(holder_id)
-            .bind(label)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
         Ok(())
     }
 
@@ -533,8 +528,9 @@ impl Registrar {
         code: &str,
     ) -> Result<(), ServiceError> {
         let r = self.authorize(request_id, token).await?;
+        self.check_code(&r.holder_id, kind.as_str(), code).await?;
         let mut tx = self.db.pool().begin().await.map_err(db_err)?;
-        self.check_code(&mut tx, &r.holder_id, kind.as_str(), code).await?;
+        consume_code(&mut tx, &r.holder_id, kind.as_str()).await?;
         sqlx::query("UPDATE contacts SET verified_at = $1 WHERE holder_id = $2 AND kind = $3")
             .bind(self.clock.now().timestamp_micros())
             .bind(&r.holder_id)
@@ -780,6 +776,26 @@ impl Registrar {
         tx.commit().await.map_err(db_err)?;
         Ok(emitted)
     }
+}
+
+/// Uses up a code [`Registrar::check_code`] accepted, inside the
+/// transaction that records what it proves; a code used meanwhile by a
+/// concurrent call is refused.
+pub(crate) async fn consume_code(
+    tx: &mut sqlx::AnyConnection,
+    holder_id: &str,
+    label: &str,
+) -> Result<(), ServiceError> {
+    let deleted = sqlx::query("DELETE FROM contact_codes WHERE holder_id = $1 AND kind = $2")
+        .bind(holder_id)
+        .bind(label)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    if deleted.rows_affected() != 1 {
+        return Err(precondition("contact.no_code", "the code was already used: ask for a new one"));
+    }
+    Ok(())
 }
 
 fn email_taken() -> Problem {

@@ -47,7 +47,7 @@ pub struct RequestRecord {
 }
 
 /// One line of a request's history.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Transition {
     pub version: i64,
     pub from: String,

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use chrono::{Duration, TimeZone, Utc};
+use chrono::{Duration, Utc};
 use spid_types::{Clock, ManualClock, ServiceError};
 
 use crate::application::{Application, IdentityType, sample};
@@ -40,7 +40,9 @@ impl Messenger for Outbox {
 }
 
 pub(crate) struct World {
-    pub registrar: Registrar,
+    pub registrar: Arc<Registrar>,
+    pub identification: Arc<crate::identification::Identification>,
+    pub backoffice: crate::backoffice::Backoffice,
     pub credentials: Credentials,
     pub requests: RequestStore,
     pub outbox: Arc<Outbox>,
@@ -60,13 +62,25 @@ pub(crate) fn test_hasher() -> Hasher {
 }
 
 pub(crate) async fn world() -> World {
+    world_with(crate::sources::LocalData::sample()).await
+}
+
+pub(crate) async fn world_with(sources: crate::sources::LocalData) -> World {
+    world_trusting(sources, None).await
+}
+
+pub(crate) async fn world_trusting(
+    sources: crate::sources::LocalData,
+    trust: Option<crate::signature::TrustList>,
+) -> World {
     let dir = tempfile::tempdir().unwrap();
     let db = spid_server::testkit::database(dir.path(), "identity").await.unwrap();
     crate::migrate(&db).await.unwrap();
-    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap()));
+    // Now: the certificates the openssl tool makes are valid from now.
+    let clock = Arc::new(ManualClock::new(Utc::now()));
     let keys = crate::evidence::KeyFiles::load(&dir.path().join("keys"), true).unwrap();
     let outbox = Arc::new(Outbox::default());
-    let registrar = Registrar::new(
+    let registrar = Arc::new(Registrar::new(
         db.clone(),
         test_hasher(),
         Arc::new(keys),
@@ -74,9 +88,21 @@ pub(crate) async fn world() -> World {
         outbox.clone(),
         clock.clone(),
         Settings { code_validity: Duration::minutes(15), idp_code: "TEST".into() },
-    );
+    ));
+    let sources = crate::sources::Sources::local(sources, clock.clone());
+    let identification = Arc::new(crate::identification::Identification::new(registrar.clone(), sources, trust));
+    let backoffice = crate::backoffice::Backoffice::new(registrar.clone(), identification.clone());
     let credentials = Credentials::new(db.clone(), test_hasher(), clock.clone()).await.unwrap();
-    World { registrar, credentials, requests: RequestStore::new(db), outbox, clock, _dir: dir }
+    World {
+        registrar,
+        identification,
+        backoffice,
+        credentials,
+        requests: RequestStore::new(db),
+        outbox,
+        clock,
+        _dir: dir,
+    }
 }
 
 const PDF: &[u8] = b"%PDF-1.7 scansione del documento";
@@ -298,4 +324,407 @@ async fn a_denied_request_frees_its_email_and_professional_needs_proof() {
     let s = w.registrar.start(&pro, false).await.unwrap();
     let p = w.registrar.progress(&s.request_id, &s.applicant_token).await.unwrap();
     assert_eq!(p.uploads_missing, ["document_front", "document_back", "representation_proof"]);
+}
+
+mod identification {
+    use super::*;
+    use crate::backoffice::Role;
+    use crate::sources::{LocalData, Report, ReportedDocument};
+
+    const MP4: &[u8] = b"\x00\x00\x00\x18ftypmp42 video";
+
+    async fn operators(w: &World) {
+        let b = &w.backoffice;
+        b.add_operator(None, "admin", "Amministratore", Role::Administrator).await.unwrap();
+        b.add_operator(Some("admin"), "counter-1", "Sportello 1", Role::Counter).await.unwrap();
+        b.add_operator(Some("admin"), "video-1", "Video 1", Role::VideoDesk).await.unwrap();
+        b.add_operator(Some("admin"), "verifier-1", "Verifica 1", Role::Verifier).await.unwrap();
+    }
+
+    fn tomorrow(w: &World) -> chrono::DateTime<Utc> {
+        w.clock.now() + Duration::days(1)
+    }
+
+    #[tokio::test]
+    async fn operators_and_roles() {
+        let w = world().await;
+        let b = &w.backoffice;
+        let e = b.add_operator(None, "counter-0", "Sportello", Role::Counter).await.unwrap_err();
+        assert_eq!(e.code, "operator.not_allowed", "the first operator is an administrator");
+        operators(&w).await;
+        let e = b.add_operator(None, "admin-2", "Secondo", Role::Administrator).await.unwrap_err();
+        assert_eq!(e.code, "operator.not_allowed", "afterwards only an administrator adds");
+        let e = b.add_operator(Some("counter-1"), "x-1", "X", Role::Counter).await.unwrap_err();
+        assert_eq!(e.code, "operator.not_allowed");
+        let e = b.add_operator(Some("admin"), "counter-1", "Again", Role::Counter).await.unwrap_err();
+        assert_eq!(e.code, "operator.exists");
+        assert_eq!(b.queue("nobody", None, None, 10).await.unwrap_err().code, "operator.unknown");
+        assert_eq!(b.operators().await.unwrap().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn at_the_counter() {
+        let w = world().await;
+        operators(&w).await;
+        let a = sample("mario.rossi@example.it");
+        let (id, token) = register(&w, &a).await;
+        let e = w.identification.choose_method(&id, &token, Method::Counter, None).await.unwrap_err();
+        assert_eq!(e.code, "appointment.missing");
+        let far = w.clock.now() + Duration::days(31);
+        let e = w.identification.choose_method(&id, &token, Method::Counter, Some(far)).await.unwrap_err();
+        assert_eq!(e.code, "appointment.out_of_range");
+        w.identification.choose_method(&id, &token, Method::Counter, Some(tomorrow(&w))).await.unwrap();
+        let queue =
+            w.backoffice.queue("counter-1", Some(RequestState::AwaitingIdentification), Some(Method::Counter), 10);
+        assert_eq!(queue.await.unwrap().len(), 1);
+
+        let e = w.backoffice.identify("counter-1", &id, "documento originale visionato").await.unwrap_err();
+        assert_eq!(e.code, "identification.appointment_unconfirmed");
+        let e = w.backoffice.confirm_appointment("video-1", &id, tomorrow(&w)).await.unwrap_err();
+        assert_eq!(e.code, "operator.not_allowed", "the video desk does not hold counter appointments");
+        w.backoffice.confirm_appointment("counter-1", &id, tomorrow(&w)).await.unwrap();
+        assert_eq!(
+            count(&w, "SELECT COUNT(*) FROM outbox WHERE topic = 'spid.notification.v1'").await,
+            2,
+            "appointment confirmed by e-mail and SMS"
+        );
+        let e = w.backoffice.identify("video-1", &id, "x").await.unwrap_err();
+        assert_eq!(e.code, "operator.not_allowed");
+        let state = w.backoffice.identify("counter-1", &id, "documento originale visionato").await.unwrap();
+        assert_eq!(state, RequestState::AwaitingAcceptance, "all three sources confirmed");
+
+        let view = w.backoffice.view("verifier-1", &id).await.unwrap();
+        assert_eq!(view.source_checks.len(), 3);
+        assert!(view.source_checks.iter().all(|c| c.verdict == "confirmed"), "{:?}", view.source_checks);
+        let kinds: Vec<&str> = view.evidence.iter().map(|e| e.kind.as_str()).collect();
+        for k in ["source_check.agenzia_entrate", "source_check.scipafi", "source_check.document_registry"] {
+            assert!(kinds.contains(&k), "{kinds:?}");
+        }
+        let check = view.evidence.iter().find(|e| e.kind == "source_check.scipafi").unwrap();
+        let (_, content) = w.backoffice.open_evidence("verifier-1", &check.id).await.unwrap();
+        let stored: serde_json::Value = serde_json::from_slice(&content).unwrap();
+        assert!(stored["request"].as_str().unwrap().contains("CA12345AB"), "the call itself is evidence");
+        assert_eq!(view.holder["codice_fiscale"], "RSSMRA80B01H501T");
+        let looked = count(&w, "SELECT COUNT(*) FROM outbox WHERE headers LIKE '%request.viewed%'").await;
+        let opened = count(&w, "SELECT COUNT(*) FROM outbox WHERE headers LIKE '%evidence.opened%'").await;
+        assert_eq!((looked, opened), (1, 1), "operators' looks are audited");
+
+        let e = identify_and_activate_ready(&w, &id, &token).await;
+        assert!(e.spid_code.starts_with("TEST"));
+    }
+
+    async fn identify_and_activate_ready(w: &World, id: &str, token: &str) -> crate::identity::Emitted {
+        w.registrar.activate(id, token).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn by_video_with_codes_read_back() {
+        let w = world().await;
+        operators(&w).await;
+        let a = sample("mario.rossi@example.it");
+        let (id, token) = register(&w, &a).await;
+        w.identification.choose_method(&id, &token, Method::Video, Some(tomorrow(&w))).await.unwrap();
+        let e = w.backoffice.identify("video-1", &id, "ok").await.unwrap_err();
+        assert_eq!(e.code, "identification.video_missing");
+        assert_eq!(w.backoffice.video_challenge("counter-1", &id).await.unwrap_err().code, "operator.not_allowed");
+        w.backoffice.video_challenge("video-1", &id).await.unwrap();
+        let sms = w.outbox.code_for(&a.mobile);
+        let email = w.outbox.code_for("mario.rossi@example.it");
+        let e = w.backoffice.video_session("video-1", &id, &sms, &email, b"not a video").await.unwrap_err();
+        assert_eq!(e.code, "evidence.format");
+        let wrong = if email == "111111" { "222222" } else { "111111" };
+        let e = w.backoffice.video_session("video-1", &id, &sms, wrong, MP4).await.unwrap_err();
+        assert_eq!(e.code, "contact.code_wrong");
+        w.backoffice.video_session("video-1", &id, &sms, &email, MP4).await.unwrap();
+        assert_eq!(
+            w.backoffice.identify("video-1", &id, "gesti richiesti eseguiti").await.unwrap(),
+            RequestState::AwaitingAcceptance
+        );
+        w.registrar.activate(&id, &token).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn by_self_video_and_bank_transfer() {
+        let w = world().await;
+        operators(&w).await;
+        let (id, token) = register(&w, &sample("mario.rossi@example.it")).await;
+        let e = w.identification.choose_method(&id, &token, Method::VideoWithTransfer, Some(tomorrow(&w))).await;
+        assert_eq!(e.unwrap_err().code, "appointment.unexpected");
+        w.identification.choose_method(&id, &token, Method::VideoWithTransfer, None).await.unwrap();
+        assert_eq!(w.backoffice.identify("video-1", &id, "ok").await.unwrap_err().code, "identification.video_missing");
+        w.identification.upload_self_video(&id, &token, MP4).await.unwrap();
+        let e = w.backoffice.identify("video-1", &id, "ok").await.unwrap_err();
+        assert_eq!(e.code, "identification.transfer_missing");
+        let late = w.clock.now() + Duration::days(11);
+        w.backoffice.record_transfer("video-1", &id, "TRN-1", 1, late).await.unwrap();
+        assert_eq!(w.backoffice.identify("video-1", &id, "ok").await.unwrap_err().code, "identification.transfer_late");
+
+        let (id, token) = register(&w, &sample("luigi@example.it")).await;
+        w.identification.choose_method(&id, &token, Method::VideoWithTransfer, None).await.unwrap();
+        w.identification.upload_self_video(&id, &token, MP4).await.unwrap();
+        let e = w.backoffice.record_transfer("counter-1", &id, "TRN-2", 1, w.clock.now()).await.unwrap_err();
+        assert_eq!(e.code, "operator.not_allowed");
+        w.backoffice.record_transfer("video-1", &id, "TRN-2", 1, w.clock.now()).await.unwrap();
+        assert_eq!(w.backoffice.identify("video-1", &id, "ok").await.unwrap(), RequestState::AwaitingAcceptance);
+    }
+
+    #[tokio::test]
+    async fn by_an_existing_level_2_identity_for_a_professional_one() {
+        let w = world().await;
+        let (id, token) = register(&w, &sample("mario.rossi@example.it")).await;
+        let e = w.identification.choose_method(&id, &token, Method::ExistingIdentity, None).await.unwrap_err();
+        assert_eq!(e.code, "identification.method_not_allowed", "private identities are not identified this way");
+        let (_, spid_code) = {
+            let clock = w.clock.as_ref() as &dyn Clock;
+            w.requests
+                .apply(&id, &Action::StartIdentification { method: Method::Counter }, Actor::Operator, "op", clock)
+                .await
+                .unwrap();
+            w.requests.apply(&id, &Action::Identify, Actor::Operator, "op", clock).await.unwrap();
+            w.identification.verify_sources(&id).await.unwrap();
+            let e = w.registrar.activate(&id, &token).await.unwrap();
+            (e.identity_id, e.spid_code)
+        };
+
+        let mut pro = sample("studio.rossi@example.it");
+        pro.identity_type = IdentityType::ProfessionalNatural;
+        pro.organisation = Some(crate::application::Organisation {
+            company_name: "Studio Rossi".into(),
+            legal_seat: pro.domicile.clone(),
+            vat_number: "12345670017".into(),
+            codice_fiscale: "12345670017".into(),
+            representation_proof: "chamber_of_commerce_extract".into(),
+        });
+        let s = w.registrar.start(&pro, false).await.unwrap();
+        let (pid, ptoken) = (s.request_id.as_str(), s.applicant_token.as_str());
+        for (kind, to) in [(ContactKind::Email, "studio.rossi@example.it"), (ContactKind::Mobile, pro.mobile.as_str())]
+        {
+            let code = w.outbox.code_for(to);
+            w.registrar.verify_contact(pid, ptoken, kind, &code).await.unwrap();
+        }
+        let all: Vec<(String, String)> = DOCUMENTS.iter().map(|(d, v)| ((*d).into(), (*v).into())).collect();
+        w.registrar.accept_documents(pid, ptoken, &all).await.unwrap();
+        for u in [Upload::DocumentFront, Upload::DocumentBack, Upload::RepresentationProof] {
+            w.registrar.upload(pid, ptoken, u, PDF).await.unwrap();
+        }
+        w.registrar.submit(pid, ptoken).await.unwrap();
+        w.identification.choose_method(pid, ptoken, Method::ExistingIdentity, None).await.unwrap();
+        let e = w.identification.identify_with_existing_identity(pid, ptoken, "TESTNOSUCHCODE1").await.unwrap_err();
+        assert_eq!(e.code, "identification.identity_unknown");
+        let state = w.identification.identify_with_existing_identity(pid, ptoken, &spid_code).await.unwrap();
+        assert_eq!(state, RequestState::AwaitingAcceptance);
+    }
+
+    async fn self_identified(w: &World, id: &str, token: &str) -> RequestState {
+        w.identification.choose_method(id, token, Method::VideoWithTransfer, None).await.unwrap();
+        w.identification.upload_self_video(id, token, MP4).await.unwrap();
+        w.backoffice.record_transfer("video-1", id, "TRN", 1, w.clock.now()).await.unwrap();
+        w.backoffice.identify("video-1", id, "ok").await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_refused_source_check_waits_for_a_verifier() {
+        let mut data = LocalData::sample();
+        data.reported_documents.push(ReportedDocument {
+            kind: "carta_identita_elettronica".into(),
+            number: "CA12345AB".into(),
+            report: Report::Stolen,
+            reported_on: None,
+        });
+        let w = world_with(data).await;
+        operators(&w).await;
+        let (id, token) = register(&w, &sample("mario.rossi@example.it")).await;
+        assert_eq!(self_identified(&w, &id, &token).await, RequestState::Identified, "waits for a verifier");
+        let view = w.backoffice.view("verifier-1", &id).await.unwrap();
+        let refused: Vec<&str> =
+            view.source_checks.iter().filter(|c| c.verdict == "refused").map(|c| c.source.as_str()).collect();
+        assert_eq!(refused, ["scipafi", "document_registry"], "{:?}", view.source_checks);
+        assert!(view.source_checks.iter().all(|c| c.verdict == "confirmed" || c.reasons == "document.reported_stolen"));
+        let queue = w.backoffice.queue("verifier-1", Some(RequestState::Identified), None, 10).await.unwrap();
+        assert_eq!(queue.len(), 1);
+
+        assert_eq!(w.backoffice.approve("counter-1", &id, "ok").await.unwrap_err().code, "operator.not_allowed");
+        assert_eq!(w.backoffice.approve("verifier-1", &id, " ").await.unwrap_err().code, "request.reason_missing");
+        w.backoffice.ask_documents("verifier-1", &id, "denuncia di ritrovamento del documento").await.unwrap();
+        let state = w.backoffice.approve("verifier-1", &id, "denuncia ritirata, documento ritrovato").await.unwrap();
+        assert_eq!(state, RequestState::AwaitingAcceptance);
+
+        let (id2, token2) = register(&w, &sample("luigi@example.it")).await;
+        self_identified(&w, &id2, &token2).await;
+        w.backoffice.deny("verifier-1", &id2, "documento rubato").await.unwrap();
+        assert_eq!(w.registrar.request(&id2).await.unwrap().state, RequestState::Denied);
+        assert!(w.registrar.email_available("luigi@example.it").await.unwrap());
+        let denied = count(&w, "SELECT COUNT(*) FROM outbox WHERE topic = 'spid.notification.v1' AND headers LIKE '%notification.requested%'").await;
+        assert!(denied >= 3, "documents asked, final documents, denial: {denied}");
+    }
+
+    #[tokio::test]
+    async fn pending_requests_lapse_once() {
+        let w = world().await;
+        let (id, token) = register(&w, &sample("mario.rossi@example.it")).await;
+        w.identification.choose_method(&id, &token, Method::VideoWithTransfer, None).await.unwrap();
+        let (other, _) = register(&w, &sample("luigi@example.it")).await;
+        w.clock.advance(Duration::days(10) + Duration::minutes(1));
+        assert_eq!(crate::lapse::lapse_due(&w.registrar, w.clock.now()).await.unwrap(), 1, "10 days without transfer");
+        assert_eq!(w.registrar.request(&id).await.unwrap().state, RequestState::Lapsed);
+        assert_eq!(w.registrar.request(&other).await.unwrap().state, RequestState::Submitted);
+        w.clock.advance(Duration::days(20));
+        assert_eq!(crate::lapse::lapse_due(&w.registrar, w.clock.now()).await.unwrap(), 1, "30 days unidentified");
+        assert_eq!(crate::lapse::lapse_due(&w.registrar, w.clock.now()).await.unwrap(), 0, "once");
+        let history = w.requests.history(&other).await.unwrap();
+        assert_eq!(history.last().map(|t| t.actor.as_str()), Some("scheduler"));
+        assert!(w.registrar.email_available("mario.rossi@example.it").await.unwrap());
+    }
+}
+
+mod electronic {
+    //! Methods (c) and (d) with certificates and signatures made by the
+    //! `openssl` command-line tool.
+
+    use super::*;
+    use crate::signature::TrustList;
+    use crate::signature::tests::{CONFIG, certificate, openssl};
+    use crate::sources::LocalData;
+
+    struct Pki {
+        dir: tempfile::TempDir,
+        trust: TrustList,
+    }
+
+    fn pki() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("openssl.cnf"), CONFIG).unwrap();
+        certificate(d, "root", "/C=IT/O=Test QTSP/CN=Test Root", "ca", None, "3650");
+        let person = "/C=IT/GN=Mario/SN=Rossi/CN=Mario Rossi";
+        certificate(
+            d,
+            "mario",
+            &format!("{person}/serialNumber=TINIT-RSSMRA80B01H501T"),
+            "qualified",
+            Some("root"),
+            "365",
+        );
+        certificate(
+            d,
+            "luigi",
+            "/C=IT/CN=Luigi Bianchi/serialNumber=TINIT-BNCLGU80A01H501A",
+            "qualified",
+            Some("root"),
+            "365",
+        );
+        certificate(d, "spid", &format!("{person}/serialNumber=TINIT-RSSMRA80B01H501T"), "spid", Some("root"), "365");
+        certificate(
+            d,
+            "card",
+            "/C=IT/O=Test CNS/CN=RSSMRA80B01H501T\\/7420000300000123.abcd",
+            "cns",
+            Some("root"),
+            "365",
+        );
+        let trust = TrustList::from_pem(&std::fs::read(d.join("root.pem")).unwrap()).unwrap();
+        Pki { dir, trust }
+    }
+
+    impl Pki {
+        fn sign(&self, signer: &str, content: &[u8]) -> Vec<u8> {
+            let d = self.dir.path();
+            std::fs::write(d.join("form.txt"), content).unwrap();
+            let (pem, key) = (format!("{signer}.pem"), format!("{signer}.key"));
+            openssl(
+                d,
+                &[
+                    "cms",
+                    "-sign",
+                    "-binary",
+                    "-nodetach",
+                    "-cades",
+                    "-md",
+                    "sha256",
+                    "-in",
+                    "form.txt",
+                    "-signer",
+                    &pem,
+                    "-inkey",
+                    &key,
+                    "-outform",
+                    "DER",
+                    "-out",
+                    "form.p7m",
+                ],
+            );
+            std::fs::read(d.join("form.p7m")).unwrap()
+        }
+
+        fn cert(&self, name: &str) -> Vec<u8> {
+            std::fs::read(self.dir.path().join(format!("{name}.pem"))).unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn by_a_form_signed_with_a_qualified_signature() {
+        let pki = pki();
+        let w = world_trusting(LocalData::sample(), Some(pki.trust.clone())).await;
+        let (id, token) = register(&w, &sample("mario.rossi@example.it")).await;
+        w.identification.choose_method(&id, &token, Method::SignedForm, None).await.unwrap();
+        let form = w.identification.form(&id, &token).await.unwrap();
+        assert!(form.contains(&id) && form.contains("RSSMRA80B01H501T"));
+        let code = |r: Result<RequestState, ServiceError>| r.unwrap_err().code;
+
+        let other_text = pki.sign("mario", b"un altro documento");
+        assert_eq!(
+            code(w.identification.identify_with_signed_form(&id, &token, &other_text).await),
+            "identification.form_mismatch"
+        );
+        let someone_else = pki.sign("luigi", form.as_bytes());
+        assert_eq!(
+            code(w.identification.identify_with_signed_form(&id, &token, &someone_else).await),
+            "identification.codice_fiscale_mismatch"
+        );
+        let spid_derived = pki.sign("spid", form.as_bytes());
+        assert_eq!(
+            code(w.identification.identify_with_signed_form(&id, &token, &spid_derived).await),
+            "signature.spid_certificate"
+        );
+        let mut tampered = pki.sign("mario", form.as_bytes());
+        let at = tampered.windows(id.len()).position(|win| win == id.as_bytes()).unwrap();
+        tampered[at] ^= 1;
+        assert_eq!(code(w.identification.identify_with_signed_form(&id, &token, &tampered).await), "signature.invalid");
+        assert_eq!(
+            w.registrar.request(&id).await.unwrap().state,
+            RequestState::AwaitingIdentification,
+            "nothing changed"
+        );
+
+        let signed = pki.sign("mario", form.as_bytes());
+        let state = w.identification.identify_with_signed_form(&id, &token, &signed).await.unwrap();
+        assert_eq!(state, RequestState::AwaitingAcceptance);
+        let history = w.requests.history(&id).await.unwrap();
+        let identified = history.iter().find(|t| t.to == "identified").unwrap();
+        assert_eq!((identified.actor.as_str(), identified.actor_id.as_str()), ("system", "signed_form"));
+        assert_eq!(count(&w, "SELECT COUNT(*) FROM evidence WHERE kind = 'signed_form'").await, 1);
+    }
+
+    #[tokio::test]
+    async fn by_a_cns_card() {
+        let pki = pki();
+        let w = world_trusting(LocalData::sample(), Some(pki.trust.clone())).await;
+        let (id, token) = register(&w, &sample("mario.rossi@example.it")).await;
+        w.identification.choose_method(&id, &token, Method::ElectronicDocument, None).await.unwrap();
+        let e = w.identification.identify_with_cns(&id, &token, &pki.cert("luigi")).await.unwrap_err();
+        assert_eq!(e.code, "identification.codice_fiscale_mismatch");
+        let e =
+            w.identification.identify_with_cns(&id, &token, b"-----BEGIN CERTIFICATE-----\nnope").await.unwrap_err();
+        assert_eq!(e.code, "signature.malformed");
+        let state = w.identification.identify_with_cns(&id, &token, &pki.cert("card")).await.unwrap();
+        assert_eq!(state, RequestState::AwaitingAcceptance);
+    }
+
+    #[tokio::test]
+    async fn without_a_trust_list_these_methods_are_not_offered() {
+        let w = world().await;
+        let (id, token) = register(&w, &sample("mario.rossi@example.it")).await;
+        let e = w.identification.choose_method(&id, &token, Method::SignedForm, None).await.unwrap_err();
+        assert_eq!(e.code, "identification.method_unavailable");
+    }
 }

@@ -3,6 +3,7 @@
 
 mod audit;
 mod health;
+mod requests;
 mod targets;
 
 use std::process::ExitCode;
@@ -29,6 +30,12 @@ enum Command {
     /// The audit log: verify, search, extracts, seals.
     #[command(subcommand)]
     Audit(Box<audit::AuditCommand>),
+    /// Back-office operators and their roles.
+    #[command(subcommand)]
+    Operators(requests::OperatorsCommand),
+    /// Identity requests: queues, a request with its evidence, decisions.
+    #[command(subcommand)]
+    Requests(Box<requests::RequestsCommand>),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +57,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Health => runtime.block_on(health::run(&targets, cli.json)),
         Command::Audit(command) => runtime.block_on(audit::run(&targets, cli.json, *command)),
+        Command::Operators(command) => runtime.block_on(requests::operators(&targets, cli.json, command)),
+        Command::Requests(command) => runtime.block_on(requests::requests(&targets, cli.json, *command)),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
