@@ -62,5 +62,6 @@ clean:
 ## same run.
 bench:
 	$(CARGO) bench -p spid-events --bench pipeline
+	$(CARGO) bench -p identity-manager --bench credential_check
 	$(CARGO) build --release -p idp
 	SPID_TANSU_BIN=$$(deploy/dev/install-tansu.sh) $(CARGO) bench -p integration-tests --bench audit_ingest

@@ -217,6 +217,20 @@ def check_resolves(
         problems.add(where, "the embedded bus is development only")
     if production and not data.get("cache", {}).get("url") and "IDP__CACHE__URL" not in env:
         problems.add(where, "cache.url is required in production (file or IDP__CACHE__URL)")
+    registration = data.get("registration", {})
+    if not re.fullmatch(r"[A-Z]{4}", registration.get("idp_code", "XIDP")):
+        problems.add(where, "registration.idp_code must be 4 upper-case letters")
+    source_keys = ("agenzia_entrate_url", "scipafi_url", "document_registry_url")
+    given = [
+        k for k in source_keys if registration.get(k) or f"IDP__REGISTRATION__{k.upper()}" in env
+    ]
+    if production and "identity_manager" in db_sections and len(given) < len(source_keys):
+        missing = ", ".join(f"registration.{k}" for k in source_keys if k not in given)
+        problems.add(where, f"{missing}: required in production (the authoritative sources)")
+    for k in source_keys:
+        url = registration.get(k)
+        if url and production and urlsplit(url).scheme != "https":
+            problems.add(where, f"registration.{k} must be https:// in production")
     for _, section in SERVICES.values():
         svc = data.get(section, {})
         for key in ("grpc_listen", "http_listen"):

@@ -49,6 +49,32 @@ evidence_retention_years = {{ $c.audit.evidenceRetentionYears | int }}
 tsa_url = {{ . | toJson }}
 {{- end }}
 job_interval_secs = {{ $c.audit.jobIntervalSecs | int }}
+
+[registration]
+idp_code = {{ $c.registration.idpCode | toJson }}
+argon2_memory_kib = {{ $c.registration.argon2MemoryKib | int }}
+argon2_iterations = {{ $c.registration.argon2Iterations | int }}
+argon2_parallelism = {{ $c.registration.argon2Parallelism | int }}
+contact_code_minutes = {{ $c.registration.contactCodeMinutes | int }}
+evidence_keys_dir = {{ include "spid-idp.evidenceKeysPath" . | toJson }}
+{{- with $c.registration.sources }}
+{{- with .agenziaEntrateUrl }}
+agenzia_entrate_url = {{ . | toJson }}
+{{- end }}
+{{- with .scipafiUrl }}
+scipafi_url = {{ . | toJson }}
+{{- end }}
+{{- with .documentRegistryUrl }}
+document_registry_url = {{ . | toJson }}
+{{- end }}
+{{- end }}
+{{- if .Values.sourcesClient.existingSecret }}
+sources_client_certificate = "/etc/spid-idp-sources/client.pem"
+sources_client_key = "/etc/spid-idp-sources/client.key"
+{{- end }}
+{{- if .Values.signatureTrust.existingConfigMap }}
+signature_trust_file = "/etc/spid-idp-trust/qualified-cas.pem"
+{{- end }}
 {{- $root := . }}
 {{- $services := include "spid-idp.services" . | fromJson }}
 {{- range $key := list "identityManager" "authnGateway" "otpService" "auditLog" "notification" }}
@@ -84,6 +110,16 @@ grpc_url = {{ printf "http://%s.%s.svc:%d" (include "spid-idp.serviceName" (dict
 {{- define "spid-idp.auditKeysPath" -}}
 /etc/spid-idp-audit-keys
 {{- end -}}
+
+{{/* Where identity-manager finds the evidence keys. */}}
+{{- define "spid-idp.evidenceKeysPath" -}}
+/etc/spid-idp-evidence-keys
+{{- end }}
+
+{{/* The Secret holding the evidence keys. */}}
+{{- define "spid-idp.evidenceKeysSecret" -}}
+{{- .Values.evidenceKeys.existingSecret | default (printf "%s-evidence-keys" (include "spid-idp.fullname" .)) -}}
+{{- end }}
 
 {{/* The Secret holding the audit key material. */}}
 {{- define "spid-idp.auditKeysSecret" -}}

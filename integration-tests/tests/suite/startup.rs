@@ -92,7 +92,8 @@ async fn unreachable_dependencies_and_bad_settings_fail_fast_with_one_line() {
     let (code, _, err) = run(vec![("IDP__PUBLIC_URL", "https://idp.example.it".to_owned())]);
     assert_clean_failure(code, &err, "bus.brokers");
 
-    // Production without the authoritative sources (VER-1).
+    // Production without the audit key material: refused before anything
+    // starts, and nothing is generated.
     let production = vec![
         ("IDP__TELEMETRY__LOG_FORMAT", "text".to_owned()),
         ("IDP__PUBLIC_URL", "https://idp.example.it".to_owned()),
@@ -101,15 +102,22 @@ async fn unreachable_dependencies_and_bad_settings_fail_fast_with_one_line() {
         ("IDP__CACHE__URL", redis.clone()),
     ];
     let (code, _, err) = run(production.clone());
-    assert_clean_failure(code, &err, "registration.agenzia_entrate_url");
-
-    // Production without the audit key material: refused before anything
-    // starts, and nothing is generated.
-    let mut with_sources = production;
-    with_sources.extend(SOURCES.iter().map(|(k, v)| (*k, (*v).to_owned())));
-    let (code, _, err) = run(with_sources);
     assert_clean_failure(code, &err, "audit.keys_dir");
     assert_eq!(code, Some(2), "{err}");
+
+    // identity-manager in production: the authoritative sources (VER-1),
+    // then the evidence keys, each refused by name.
+    let identity_manager = |env: &[(&str, String)]| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        run_idp(&["identity-manager"], &env, Duration::from_secs(30))
+    };
+    let (code, _, err) = identity_manager(&production);
+    assert_clean_failure(code, &err, "registration.agenzia_entrate_url");
+    assert_eq!(code, Some(2), "{err}");
+    let mut with_sources = production;
+    with_sources.extend(SOURCES.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let (code, _, err) = identity_manager(&with_sources);
+    assert_clean_failure(code, &err, "registration.evidence_keys_dir");
 
     // A taken port.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -129,7 +137,6 @@ async fn migrate_applies_every_service_schema_and_is_idempotent() {
     for name in spid_types::ServiceName::ALL {
         env.push((format!("IDP__{}__DATABASE_URL", name.key().to_uppercase()), postgres_database(name.key()).await));
     }
-    env.extend(SOURCES.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     // Migrations need no broker and no cache.
     env.push(("IDP__BUS__BROKERS".into(), "127.0.0.1:1".into()));
     env.push(("IDP__CACHE__URL".into(), "redis://127.0.0.1:1".into()));
@@ -147,9 +154,6 @@ async fn migrate_applies_every_service_schema_and_is_idempotent() {
             ("IDP__PUBLIC_URL", "https://idp.example.it"),
             ("IDP__BUS__BROKERS", "k:9092"),
             ("IDP__CACHE__URL", "redis://r:6379"),
-            SOURCES[0],
-            SOURCES[1],
-            SOURCES[2],
         ],
         Duration::from_secs(30),
     );

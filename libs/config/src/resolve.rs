@@ -110,20 +110,32 @@ pub struct SoapSources {
 #[derive(Debug, Clone)]
 pub struct RegistrationConfig {
     pub idp_code: String,
-    pub password_memory_kib: u32,
-    pub password_iterations: u32,
-    pub password_parallelism: u32,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
     /// `None` only in production when not configured (see
     /// [`RegistrationConfig::evidence_keys_dir`]).
     evidence_keys_dir: Option<PathBuf>,
     /// Development only: create missing keys at start.
     pub generate_keys: bool,
-    pub sources: SourcesConfig,
+    /// `None` only in production when not configured (see
+    /// [`RegistrationConfig::sources`]).
+    sources: Option<SourcesConfig>,
     pub signature_trust_file: Option<PathBuf>,
     pub contact_code_minutes: u32,
 }
 
 impl RegistrationConfig {
+    /// The authoritative sources, or the error naming the setting.
+    pub fn sources(&self) -> Result<&SourcesConfig, ConfigError> {
+        self.sources.as_ref().ok_or_else(|| {
+            ConfigError::new(
+                "registration.agenzia_entrate_url",
+                "required in production (the authoritative sources, VER-1)",
+            )
+        })
+    }
+
     /// The evidence key directory, or the error naming the setting.
     pub fn evidence_keys_dir(&self) -> Result<&std::path::Path, ConfigError> {
         self.evidence_keys_dir.as_deref().ok_or_else(|| {
@@ -367,9 +379,9 @@ fn resolve_registration(
 ) -> Result<RegistrationConfig, ConfigError> {
     let crate::RegistrationSettings {
         idp_code,
-        password_memory_kib,
-        password_iterations,
-        password_parallelism,
+        argon2_memory_kib,
+        argon2_iterations,
+        argon2_parallelism,
         evidence_keys_dir,
         sources_file,
         agenzia_entrate_url,
@@ -384,17 +396,17 @@ fn resolve_registration(
         return Err(ConfigError::new("registration.idp_code", "must be 4 upper-case letters (EMI-1)"));
     }
     // OWASP's floor for Argon2id: 19 MiB with 2 passes, or 7 MiB with 5.
-    if password_memory_kib < 7_168 || (password_memory_kib < 19_456 && password_iterations < 5) {
+    if argon2_memory_kib < 7_168 || (argon2_memory_kib < 19_456 && argon2_iterations < 5) {
         return Err(ConfigError::new(
-            "registration.password_memory_kib",
+            "registration.argon2_memory_kib",
             "below OWASP's minimum for Argon2id (19456 KiB with 2 passes, or 7168 KiB with 5)",
         ));
     }
-    if !(1..=10).contains(&password_iterations) {
-        return Err(ConfigError::new("registration.password_iterations", "must be between 1 and 10"));
+    if !(1..=10).contains(&argon2_iterations) {
+        return Err(ConfigError::new("registration.argon2_iterations", "must be between 1 and 10"));
     }
-    if !(1..=16).contains(&password_parallelism) {
-        return Err(ConfigError::new("registration.password_parallelism", "must be between 1 and 16"));
+    if !(1..=16).contains(&argon2_parallelism) {
+        return Err(ConfigError::new("registration.argon2_parallelism", "must be between 1 and 16"));
     }
     if !(1..=60).contains(&contact_code_minutes) {
         return Err(ConfigError::new("registration.contact_code_minutes", "must be between 1 and 60"));
@@ -407,9 +419,9 @@ fn resolve_registration(
     };
     Ok(RegistrationConfig {
         idp_code,
-        password_memory_kib,
-        password_iterations,
-        password_parallelism,
+        argon2_memory_kib,
+        argon2_iterations,
+        argon2_parallelism,
         evidence_keys_dir,
         generate_keys: is_dev,
         sources: resolve_sources(
@@ -430,15 +442,13 @@ fn resolve_sources(
     urls: [Option<String>; 3],
     client_certificate: Option<PathBuf>,
     client_key: Option<PathBuf>,
-) -> Result<SourcesConfig, ConfigError> {
+) -> Result<Option<SourcesConfig>, ConfigError> {
     const KEYS: [&str; 3] =
         ["registration.agenzia_entrate_url", "registration.scipafi_url", "registration.document_registry_url"];
     let urls: Vec<Option<String>> = urls.into_iter().map(|u| u.filter(|u| !u.trim().is_empty())).collect();
     if urls.iter().all(Option::is_none) {
-        if !is_dev {
-            return Err(ConfigError::new(KEYS[0], "required in production (the authoritative sources, VER-1)"));
-        }
-        return Ok(SourcesConfig::Local { file });
+        // Production without sources: refused by identity-manager alone.
+        return Ok(is_dev.then_some(SourcesConfig::Local { file }));
     }
     if file.is_some() {
         return Err(ConfigError::new("registration.sources_file", "either the local data file or the SOAP endpoints"));
@@ -458,13 +468,13 @@ fn resolve_sources(
     let mut parsed = parsed.into_iter();
     match (parsed.next(), parsed.next(), parsed.next()) {
         (Some(agenzia_entrate), Some(scipafi), Some(document_registry)) => {
-            Ok(SourcesConfig::Soap(Box::new(SoapSources {
+            Ok(Some(SourcesConfig::Soap(Box::new(SoapSources {
                 agenzia_entrate,
                 scipafi,
                 document_registry,
                 client_certificate,
                 client_key,
-            })))
+            }))))
         }
         _ => Err(ConfigError::new(KEYS[0], "set all three source endpoints")),
     }

@@ -195,11 +195,11 @@ pub struct RegistrationSettings {
     /// The IdP's 4-letter code, the first part of every spidCode (EMI-1).
     pub idp_code: String,
     /// Argon2id memory cost in KiB (OWASP: 19456).
-    pub password_memory_kib: u32,
+    pub argon2_memory_kib: u32,
     /// Argon2id passes (OWASP: 2).
-    pub password_iterations: u32,
+    pub argon2_iterations: u32,
     /// Argon2id lanes (OWASP: 1).
-    pub password_parallelism: u32,
+    pub argon2_parallelism: u32,
     /// Directory of the evidence key-encryption keys (`kek-NNNN.key`).
     /// Development: `<dev.data_dir>/keys/evidence`, created at first start.
     /// Production: required (or an HSM), never generated.
@@ -226,9 +226,9 @@ impl Default for RegistrationSettings {
     fn default() -> Self {
         Self {
             idp_code: "XIDP".into(),
-            password_memory_kib: 19_456,
-            password_iterations: 2,
-            password_parallelism: 1,
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
             evidence_keys_dir: None,
             sources_file: None,
             agenzia_entrate_url: None,

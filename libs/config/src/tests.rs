@@ -6,13 +6,6 @@ fn dev_overrides() -> Vec<(String, String)> {
     vec![("mode".into(), "development".into())]
 }
 
-/// The authoritative sources a production configuration must name.
-const SOURCES: [(&str, &str); 3] = [
-    ("registration.agenzia_entrate_url", "https://ade.example.it/ws"),
-    ("registration.scipafi_url", "https://scipafi.example.it/ws"),
-    ("registration.document_registry_url", "https://viminale.example.it/ws"),
-];
-
 fn load_with(overrides: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let sources = Sources {
         file: None,
@@ -57,9 +50,6 @@ fn production_refuses_missing_and_insecure_settings() {
         ("public_url", "https://idp.example.it"),
         ("bus.brokers", "kafka-0:9092,kafka-1:9092"),
         ("cache.url", "redis://redis:6379"),
-        SOURCES[0],
-        SOURCES[1],
-        SOURCES[2],
     ])
     .unwrap();
     let err = config.database_url(spid_types::ServiceName::IdentityManager).unwrap_err();
@@ -148,9 +138,6 @@ fn audit_policies_cannot_go_below_the_rules() {
         ("public_url", "https://idp.example.it"),
         ("bus.brokers", "kafka:9092"),
         ("cache.url", "redis://redis:6379"),
-        SOURCES[0],
-        SOURCES[1],
-        SOURCES[2],
     ])
     .unwrap();
     assert_eq!(production.audit.keys_dir().unwrap_err().key, "audit.keys_dir");
@@ -162,22 +149,23 @@ fn registration_settings_keep_to_the_rules() {
     let dev = |k: &'static str, v: &'static str| load_with(&[("mode", "development"), (k, v)]);
     assert_eq!(dev("registration.idp_code", "abcd").unwrap_err().key, "registration.idp_code");
     assert_eq!(dev("registration.idp_code", "ABCDE").unwrap_err().key, "registration.idp_code");
-    assert_eq!(dev("registration.password_memory_kib", "4096").unwrap_err().key, "registration.password_memory_kib");
-    assert_eq!(dev("registration.password_memory_kib", "8192").unwrap_err().key, "registration.password_memory_kib");
-    assert_eq!(dev("registration.password_iterations", "0").unwrap_err().key, "registration.password_iterations");
+    assert_eq!(dev("registration.argon2_memory_kib", "4096").unwrap_err().key, "registration.argon2_memory_kib");
+    assert_eq!(dev("registration.argon2_memory_kib", "8192").unwrap_err().key, "registration.argon2_memory_kib");
+    assert_eq!(dev("registration.argon2_iterations", "0").unwrap_err().key, "registration.argon2_iterations");
     assert_eq!(dev("registration.contact_code_minutes", "0").unwrap_err().key, "registration.contact_code_minutes");
     let config = dev("registration.idp_code", "ABCD").unwrap();
     assert_eq!(config.registration.idp_code, "ABCD");
-    assert_eq!(config.registration.password_memory_kib, 19_456);
+    assert_eq!(config.registration.argon2_memory_kib, 19_456);
     assert!(config.registration.evidence_keys_dir().unwrap().ends_with("keys/evidence"));
 
-    assert_eq!(config.registration.sources, crate::SourcesConfig::Local { file: None });
+    assert_eq!(config.registration.sources().unwrap(), &crate::SourcesConfig::Local { file: None });
     let partial = dev("registration.scipafi_url", "https://scipafi.example.it/ws").unwrap_err();
     assert_eq!(partial.key, "registration.agenzia_entrate_url");
 
     let base =
         [("public_url", "https://idp.example.it"), ("bus.brokers", "kafka:9092"), ("cache.url", "redis://redis:6379")];
-    assert_eq!(load_with(&base).unwrap_err().key, "registration.agenzia_entrate_url", "sources are required");
+    let without = load_with(&base).unwrap();
+    assert_eq!(without.registration.sources().unwrap_err().key, "registration.agenzia_entrate_url", "required");
     let mut with_sources = base.to_vec();
     with_sources.extend([
         ("registration.agenzia_entrate_url", "https://ade.example.it/ws"),
@@ -187,7 +175,7 @@ fn registration_settings_keep_to_the_rules() {
     assert_eq!(load_with(&with_sources).unwrap_err().key, "registration.document_registry_url", "https only");
     with_sources[5].1 = "https://viminale.example.it/ws";
     let production = load_with(&with_sources).unwrap();
-    assert!(matches!(production.registration.sources, crate::SourcesConfig::Soap(_)));
+    assert!(matches!(production.registration.sources().unwrap(), crate::SourcesConfig::Soap(_)));
     assert_eq!(production.registration.evidence_keys_dir().unwrap_err().key, "registration.evidence_keys_dir");
     assert!(!production.registration.generate_keys);
 }

@@ -50,11 +50,11 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
     migrate(&deps.db).await?;
     let r = &config.registration;
     let hasher = password::Hasher::new(password::Cost {
-        memory_kib: r.password_memory_kib,
-        iterations: r.password_iterations,
-        parallelism: r.password_parallelism,
+        memory_kib: r.argon2_memory_kib,
+        iterations: r.argon2_iterations,
+        parallelism: r.argon2_parallelism,
     })
-    .map_err(|e| RunError::new(format!("registration.password_memory_kib: {e}")))?;
+    .map_err(|e| RunError::new(format!("registration.argon2_memory_kib: {e}")))?;
     let keys_dir = r.evidence_keys_dir()?;
     let keys = evidence::KeyFiles::load(keys_dir, r.generate_keys)
         .map_err(|e| RunError::new(format!("registration.evidence_keys_dir: {e}")))?;
@@ -82,7 +82,7 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
             idp_code: r.idp_code.clone(),
         },
     ));
-    let sources = match &r.sources {
+    let sources = match r.sources()? {
         spid_config::SourcesConfig::Local { file } => {
             let data = match file {
                 Some(f) => {

@@ -161,9 +161,13 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
 /// Runs one service as its own process against the configured database,
 /// bus and cache.
 async fn run_one(config: &Config, name: ServiceName, shutdown: CancellationToken) -> Result<(), Failure> {
+    // Settings only one service needs: refused like any other (exit 2).
     if name == ServiceName::AuditLog {
-        // A setting only this service needs: refused like any other (exit 2).
         config.audit.keys_dir()?;
+    }
+    if name == ServiceName::IdentityManager {
+        config.registration.sources()?;
+        config.registration.evidence_keys_dir()?;
     }
     let bus = crate::deps::bus(config).await?;
     let deps = crate::deps::for_service(config, name, bus).await?;
