@@ -81,6 +81,14 @@ pub struct IdentityView {
     pub second_factors: Vec<&'static str>,
 }
 
+/// An identity as a login finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub view: IdentityView,
+    pub password: StoredPassword,
+    pub failed_logins: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Ok(IdentityView),
@@ -206,12 +214,17 @@ impl Credentials {
         Ok(Self { db, hasher, clock, decoy })
     }
 
-    /// The first factor of a login.
-    pub async fn check(&self, username: &str, password: &str) -> Result<Outcome, ServiceError> {
+    /// An identity by username with its current password: what a login
+    /// checks (one round trip).
+    pub async fn lookup(&self, username: &str) -> Result<Option<Account>, ServiceError> {
         let username = crate::application::normalise_email(username);
         let row = sqlx::query(
-            "SELECT i.id, i.spid_code, i.holder_id, i.identity_type, i.status, i.max_level, i.failed_logins,
-                    c.password_hash, c.skeleton_hash, c.set_at
+            "SELECT i.id, i.spid_code, i.identity_type, i.status, i.max_level, i.failed_logins,
+                    c.password_hash, c.skeleton_hash, c.set_at,
+                    (SELECT COUNT(*) FROM contacts m WHERE m.holder_id = i.holder_id AND m.kind = 'mobile'
+                        AND m.verified_at IS NOT NULL) AS sms,
+                    (SELECT COUNT(*) FROM contacts e WHERE e.holder_id = i.holder_id AND e.kind = 'email'
+                        AND e.verified_at IS NOT NULL) AS email
              FROM identities i
              JOIN credentials c ON c.holder_id = i.holder_id
              WHERE i.username = $1
@@ -221,40 +234,53 @@ impl Credentials {
         .fetch_optional(self.db.pool())
         .await
         .map_err(db_err)?;
-        let Some(row) = row else {
+        let Some(row) = row else { return Ok(None) };
+        let status_text: String = row.try_get("status").map_err(db_err)?;
+        let mut second_factors = Vec::new();
+        if row.try_get::<i64, _>("sms").map_err(db_err)? > 0 {
+            second_factors.push("sms");
+        }
+        if row.try_get::<i64, _>("email").map_err(db_err)? > 0 {
+            second_factors.push("email");
+        }
+        Ok(Some(Account {
+            view: IdentityView {
+                identity_id: row.try_get("id").map_err(db_err)?,
+                spid_code: row.try_get("spid_code").map_err(db_err)?,
+                identity_type: row.try_get("identity_type").map_err(db_err)?,
+                status: Status::parse(&status_text).ok_or_else(|| ServiceError::internal("unknown identity status"))?,
+                max_level: u8::try_from(row.try_get::<i64, _>("max_level").map_err(db_err)?).unwrap_or(1),
+                second_factors,
+            },
+            password: StoredPassword {
+                hash: row.try_get("password_hash").map_err(db_err)?,
+                skeleton_hash: row.try_get("skeleton_hash").map_err(db_err)?,
+                set_at: chrono::DateTime::from_timestamp_micros(row.try_get("set_at").map_err(db_err)?)
+                    .unwrap_or_default(),
+            },
+            failed_logins: row.try_get("failed_logins").map_err(db_err)?,
+        }))
+    }
+
+    /// The first factor of a login.
+    pub async fn check(&self, username: &str, password: &str) -> Result<Outcome, ServiceError> {
+        let Some(account) = self.lookup(username).await? else {
             let _ = self.hasher.verify(password, &self.decoy).await.map_err(ServiceError::internal)?;
             return Ok(Outcome::WrongCredentials);
         };
-        let stored = StoredPassword {
-            hash: row.try_get("password_hash").map_err(db_err)?,
-            skeleton_hash: row.try_get("skeleton_hash").map_err(db_err)?,
-            set_at: chrono::DateTime::from_timestamp_micros(row.try_get("set_at").map_err(db_err)?).unwrap_or_default(),
-        };
-        let id: String = row.try_get("id").map_err(db_err)?;
-        let status_text: String = row.try_get("status").map_err(db_err)?;
-        let status = Status::parse(&status_text).ok_or_else(|| ServiceError::internal("unknown identity status"))?;
-        let failed: i64 = row.try_get("failed_logins").map_err(db_err)?;
+        let Account { view, password: stored, failed_logins } = account;
         if !self.hasher.verify(password, &stored).await.map_err(ServiceError::internal)? {
-            if status == Status::Active {
-                self.count_failure(&id).await?;
+            if view.status == Status::Active {
+                self.count_failure(&view.identity_id).await?;
             }
             return Ok(Outcome::WrongCredentials);
         }
-        let holder_id: String = row.try_get("holder_id").map_err(db_err)?;
-        let view = IdentityView {
-            identity_id: id.clone(),
-            spid_code: row.try_get("spid_code").map_err(db_err)?,
-            identity_type: row.try_get("identity_type").map_err(db_err)?,
-            status,
-            max_level: u8::try_from(row.try_get::<i64, _>("max_level").map_err(db_err)?).unwrap_or(1),
-            second_factors: self.second_factors(&holder_id).await?,
-        };
-        if status != Status::Active {
+        if view.status != Status::Active {
             return Ok(Outcome::NotActive(view));
         }
-        if failed > 0 {
+        if failed_logins > 0 {
             sqlx::query("UPDATE identities SET failed_logins = 0 WHERE id = $1")
-                .bind(&id)
+                .bind(&view.identity_id)
                 .execute(self.db.pool())
                 .await
                 .map_err(db_err)?;
@@ -263,23 +289,6 @@ impl Credentials {
             return Ok(Outcome::PasswordExpired(view));
         }
         Ok(Outcome::Ok(view))
-    }
-
-    async fn second_factors(&self, holder_id: &str) -> Result<Vec<&'static str>, ServiceError> {
-        let kinds: Vec<String> =
-            sqlx::query_scalar("SELECT kind FROM contacts WHERE holder_id = $1 AND verified_at IS NOT NULL")
-                .bind(holder_id)
-                .fetch_all(self.db.pool())
-                .await
-                .map_err(db_err)?;
-        let mut out = Vec::new();
-        if kinds.iter().any(|k| k == "mobile") {
-            out.push("sms");
-        }
-        if kinds.iter().any(|k| k == "email") {
-            out.push("email");
-        }
-        Ok(out)
     }
 
     /// Counts a wrong password; the failure after [`LOCK_AFTER`] locks.

@@ -7,7 +7,7 @@
 //!   Every rule broken is reported, each with its own message (Italian and
 //!   English).
 //! - [`Hasher`]: Argon2id with a random salt per password and configurable
-//!   cost (OWASP's recommendation by default), run on the blocking pool,
+//!   cost (OWASP's recommendation by default), run on dedicated hashing threads (one per core),
 //!   never on the async workers.
 //! - [`Hasher::reused`]: the last 5 passwords and any set in the last 15
 //!   months are refused, and so are their trivial variants (same letters,
@@ -206,6 +206,17 @@ fn skeleton(password: &str) -> String {
     password.chars().filter(|c| c.is_alphabetic()).flat_map(char::to_lowercase).collect()
 }
 
+fn hash_with(argon: &Argon2<'static>, secret: &str) -> Result<String, HashError> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon.hash_password(secret.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| HashError(e.to_string()))
+}
+
+/// Whether `secret` matches the PHC string `hash` (constant-time
+/// comparison inside argon2).
+fn verify_with(argon: &Argon2<'static>, secret: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| argon.verify_password(secret.as_bytes(), &h).is_ok())
+}
+
 /// When a password set at `set_at` expires.
 pub fn expires_at(set_at: DateTime<Utc>) -> DateTime<Utc> {
     set_at + Duration::days(VALIDITY_DAYS)
@@ -240,37 +251,71 @@ pub struct HashError(String);
 #[derive(Clone)]
 pub struct Hasher {
     argon: Argon2<'static>,
-    /// One hash at a time per core: more would only thrash the caches
-    /// (each takes `memory_kib` of memory) and stretch every latency.
-    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    workers: std::sync::Arc<Workers>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// One hashing thread per core, off the async runtime. Long-lived threads
+/// keep their `memory_kib` of working memory warm between hashes, and no
+/// more hashes run at once than there are cores: more would only thrash
+/// the caches and stretch every latency. The threads end with the last
+/// clone of the hasher.
+struct Workers {
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
+}
+
+impl Workers {
+    fn start() -> Result<Self, HashError> {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
+        let cores = std::thread::available_parallelism().map(std::num::NonZeroUsize::get).unwrap_or(1);
+        for n in 0..cores {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while waiting for the next job.
+                        let job = match queue.lock() {
+                            Ok(q) => q.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .map_err(|e| HashError(format!("cannot start the hashing threads: {e}")))?;
+        }
+        Ok(Self { jobs: std::sync::Mutex::new(jobs) })
+    }
 }
 
 impl Hasher {
     pub fn new(cost: Cost) -> Result<Self, HashError> {
         let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
             .map_err(|e| HashError(e.to_string()))?;
-        let cores = std::thread::available_parallelism().map(std::num::NonZeroUsize::get).unwrap_or(1);
         Ok(Self {
             argon: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
-            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(cores)),
+            workers: std::sync::Arc::new(Workers::start()?),
         })
     }
 
-    fn hash_blocking(&self, secret: &str) -> Result<String, HashError> {
-        let salt = SaltString::generate(&mut OsRng);
-        self.argon.hash_password(secret.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| HashError(e.to_string()))
-    }
-
-    /// Whether `secret` matches the PHC string `hash` (constant-time
-    /// comparison inside argon2).
-    fn verify_blocking(&self, secret: &str, hash: &str) -> bool {
-        PasswordHash::new(hash).is_ok_and(|h| self.argon.verify_password(secret.as_bytes(), &h).is_ok())
-    }
-
-    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce(Hasher) -> T + Send + 'static) -> Result<T, HashError> {
-        let _permit = self.permits.acquire().await.map_err(|e| HashError(e.to_string()))?;
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || f(me)).await.map_err(|e| HashError(e.to_string()))
+    /// Runs `f` with the Argon2id instance on a hashing thread.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Argon2<'static>) -> T + Send + 'static,
+    ) -> Result<T, HashError> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let argon = self.argon.clone();
+        let job: Job = Box::new(move || {
+            let _ = done.send(f(&argon));
+        });
+        let sent = self.workers.jobs.lock().map_err(|e| HashError(e.to_string()))?.send(job);
+        sent.map_err(|_| HashError("the hashing threads have stopped".into()))?;
+        result.await.map_err(|_| HashError("a hashing thread failed".into()))
     }
 
     /// Hashes a new password (and its skeleton) off the async workers.
@@ -278,8 +323,8 @@ impl Hasher {
         let password = password.to_owned();
         self.blocking(move |h| {
             Ok(StoredPassword {
-                hash: h.hash_blocking(&password)?,
-                skeleton_hash: h.hash_blocking(&skeleton(&password))?,
+                hash: hash_with(h, &password)?,
+                skeleton_hash: hash_with(h, &skeleton(&password))?,
                 set_at: now,
             })
         })
@@ -288,7 +333,7 @@ impl Hasher {
 
     pub async fn verify(&self, password: &str, stored: &StoredPassword) -> Result<bool, HashError> {
         let (password, hash) = (password.to_owned(), stored.hash.clone());
-        self.blocking(move |h| h.verify_blocking(&password, &hash)).await
+        self.blocking(move |h| verify_with(h, &password, &hash)).await
     }
 
     /// Whether `password` repeats (or trivially varies) one of `history`
@@ -311,10 +356,10 @@ impl Hasher {
         self.blocking(move |h| {
             let skeleton = skeleton(&password);
             for p in &relevant {
-                if h.verify_blocking(&password, &p.hash) {
+                if verify_with(h, &password, &p.hash) {
                     return Some(Violation::Reused);
                 }
-                if !skeleton.is_empty() && h.verify_blocking(&skeleton, &p.skeleton_hash) {
+                if !skeleton.is_empty() && verify_with(h, &skeleton, &p.skeleton_hash) {
                     return Some(Violation::ReusedVariant);
                 }
             }
