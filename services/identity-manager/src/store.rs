@@ -1,4 +1,4 @@
-//! Storage of identity requests: each transition is checked by
+//! Transitions of identity requests: each is checked by
 //! [`crate::request::transition`], written with its history row and its
 //! audit event (through the outbox) in one transaction, and refused if the
 //! request changed meanwhile (optimistic version check).
@@ -16,7 +16,6 @@ pub(crate) fn db_err(e: sqlx::Error) -> ServiceError {
     ServiceError::internal(e)
 }
 
-pub use crate::application::IdentityType;
 
 pub(crate) fn state_of(s: &str) -> Result<RequestState, ServiceError> {
     RequestState::ALL
@@ -64,53 +63,6 @@ pub struct RequestStore {
 impl RequestStore {
     pub fn new(db: Db) -> Self {
         Self { db }
-    }
-
-    /// A natural-person holder and their draft request.
-    pub async fn create_draft(
-        &self,
-        codice_fiscale: &str,
-        surname: &str,
-        given_name: &str,
-        identity_type: IdentityType,
-        assisted: bool,
-        clock: &dyn Clock,
-    ) -> Result<RequestRecord, ServiceError> {
-        // REG-3: a malformed code (format, check character, unknown
-        // birthplace) never reaches the database.
-        let codice_fiscale = spid_codice_fiscale::CodiceFiscale::parse(codice_fiscale)
-            .map_err(|e| ServiceError::invalid("holder.codice_fiscale_invalid", e.to_string()))?;
-        let codice_fiscale = codice_fiscale.as_str();
-        let now = clock.now();
-        let holder_id = uuid::Uuid::now_v7().to_string();
-        let id = uuid::Uuid::now_v7().to_string();
-        let mut tx = self.db.pool().begin().await.map_err(db_err)?;
-        sqlx::query(
-            "INSERT INTO holders (id, kind, codice_fiscale, surname, given_name, created_at)
-             VALUES ($1, 'natural', $2, $3, $4, $5)",
-        )
-        .bind(&holder_id)
-        .bind(codice_fiscale)
-        .bind(surname)
-        .bind(given_name)
-        .bind(now.timestamp_micros())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        sqlx::query(
-            "INSERT INTO identity_requests (id, holder_id, identity_type, channel, state, state_since, created_at, version)
-             VALUES ($1, $2, $3, $4, 'draft', $5, $5, 0)",
-        )
-        .bind(&id)
-        .bind(&holder_id)
-        .bind(identity_type.as_str())
-        .bind(if assisted { "counter" } else { "online" })
-        .bind(now.timestamp_micros())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(RequestRecord { id, holder_id, state: RequestState::Draft, state_since: now, version: 0 })
     }
 
     pub async fn get(&self, id: &str) -> Result<RequestRecord, ServiceError> {
@@ -269,80 +221,4 @@ pub(crate) async fn apply_in(
     }
     spid_events::outbox::enqueue(conn, spid_types::topics::AUDIT, &event.build()).await.map_err(db_err)?;
     Ok(to)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::request::Method;
-    use spid_types::SystemClock;
-
-    async fn store(dir: &std::path::Path) -> RequestStore {
-        let db = spid_server::testkit::database(dir, "identity").await.unwrap();
-        crate::migrate(&db).await.unwrap();
-        RequestStore::new(db)
-    }
-
-    #[tokio::test]
-    async fn a_request_walks_to_active_with_its_history_and_audit_events() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = store(dir.path()).await;
-        let clock = SystemClock;
-        let r =
-            s.create_draft("RSSMRA80B01H501T", "Rossi", "Mario", IdentityType::Private, false, &clock).await.unwrap();
-        let steps = [
-            (Action::Submit, Actor::Applicant, "holder"),
-            (Action::StartIdentification { method: Method::Video }, Actor::Applicant, "holder"),
-            (Action::Identify, Actor::Operator, "op-7"),
-            (Action::Verify, Actor::Verifier, "ver-2"),
-            (Action::OfferDocuments, Actor::Verifier, "ver-2"),
-            (Action::Accept, Actor::Applicant, "holder"),
-        ];
-        for (action, by, who) in &steps {
-            s.apply(&r.id, action, *by, who, &clock).await.unwrap();
-        }
-        let now = s.get(&r.id).await.unwrap();
-        assert_eq!((now.state, now.version), (RequestState::Active, 6));
-        let history = s.history(&r.id).await.unwrap();
-        assert_eq!(history.len(), 6);
-        assert_eq!(
-            (history[2].from.as_str(), history[2].to.as_str(), history[2].actor_id.as_str()),
-            ("awaiting_identification", "identified", "op-7")
-        );
-        let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE topic = 'spid.audit.v1'")
-            .fetch_one(s.db.pool())
-            .await
-            .unwrap();
-        assert_eq!(events, 6, "one audit event per transition, through the outbox");
-    }
-
-    #[tokio::test]
-    async fn refusals_change_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = store(dir.path()).await;
-        let clock = SystemClock;
-        let r =
-            s.create_draft("RSSMRA80B01H501T", "Rossi", "Mario", IdentityType::Private, true, &clock).await.unwrap();
-        let err = s.apply(&r.id, &Action::Identify, Actor::Operator, "op-7", &clock).await.unwrap_err();
-        assert_eq!(err.code, "request.illegal_transition");
-        let err = s.apply(&r.id, &Action::Submit, Actor::Operator, "op-7", &clock).await.unwrap_err();
-        assert_eq!(err.code, "request.actor_not_allowed");
-        s.apply(&r.id, &Action::Submit, Actor::Applicant, "holder", &clock).await.unwrap();
-        let err =
-            s.apply(&r.id, &Action::Deny { reason: String::new() }, Actor::Verifier, "v", &clock).await.unwrap_err();
-        assert_eq!(err.code, "request.reason_missing");
-        s.apply(&r.id, &Action::Deny { reason: "documento contraffatto".into() }, Actor::Verifier, "v", &clock)
-            .await
-            .unwrap();
-        let err = s.apply(&r.id, &Action::Lapse, Actor::Scheduler, "scheduler", &clock).await.unwrap_err();
-        assert_eq!(err.code, "request.illegal_transition", "denied is final");
-        let history = s.history(&r.id).await.unwrap();
-        assert_eq!(history.iter().map(|t| t.to.as_str()).collect::<Vec<_>>(), ["submitted", "denied"]);
-        assert_eq!(history[1].reason.as_deref(), Some("documento contraffatto"));
-        assert_eq!(s.get("nope").await.unwrap_err().code, "request.not_found");
-        let err = s.create_draft("RSSMRA80B01H501A", "Rossi", "Mario", IdentityType::Private, false, &clock).await;
-        assert_eq!(err.unwrap_err().code, "holder.codice_fiscale_invalid");
-        let holders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM holders").fetch_one(s.db.pool()).await.unwrap();
-        assert_eq!(holders, 1, "the refused draft left nothing behind");
-    }
 }

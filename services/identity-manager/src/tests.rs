@@ -728,3 +728,30 @@ mod electronic {
         assert_eq!(e.code, "identification.method_unavailable");
     }
 }
+
+#[tokio::test]
+async fn refused_transitions_change_nothing() {
+    let w = world().await;
+    let (id, _) = register(&w, &sample("mario.rossi@example.it")).await;
+    let clock = w.clock.as_ref() as &dyn Clock;
+    let code = |r: Result<RequestState, ServiceError>| r.unwrap_err().code;
+    assert_eq!(
+        code(w.requests.apply(&id, &Action::Identify, Actor::Operator, "op-7", clock).await),
+        "request.illegal_transition"
+    );
+    let start = Action::StartIdentification { method: Method::Counter };
+    assert_eq!(code(w.requests.apply(&id, &start, Actor::Verifier, "v", clock).await), "request.actor_not_allowed");
+    let blank = Action::Deny { reason: " ".into() };
+    assert_eq!(code(w.requests.apply(&id, &blank, Actor::Verifier, "v", clock).await), "request.reason_missing");
+    let deny = Action::Deny { reason: "documento contraffatto".into() };
+    w.requests.apply(&id, &deny, Actor::Verifier, "v", clock).await.unwrap();
+    assert_eq!(
+        code(w.requests.apply(&id, &Action::Lapse, Actor::Scheduler, "scheduler", clock).await),
+        "request.illegal_transition",
+        "denied is final"
+    );
+    let history = w.requests.history(&id).await.unwrap();
+    assert_eq!(history.iter().map(|t| t.to.as_str()).collect::<Vec<_>>(), ["submitted", "denied"]);
+    assert_eq!(history[1].reason.as_deref(), Some("documento contraffatto"));
+    assert_eq!(w.requests.get("nope").await.unwrap_err().code, "request.not_found");
+}
