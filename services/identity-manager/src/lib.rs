@@ -32,6 +32,7 @@ pub mod sources;
 pub mod store;
 #[cfg(test)]
 mod tests;
+mod web;
 
 use spid_config::Config;
 use spid_server::{CancellationToken, Deps, RunError};
@@ -144,7 +145,14 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
     let relay = deps.relay(SERVICE);
     let parts = spid_server::host::ServiceParts {
         common: deps.http_common(SERVICE, deps.health()),
-        http_routes: http::routes(registrar.clone(), identification.clone()),
+        http_routes: {
+            let json = http::routes(registrar.clone(), identification.clone());
+            let pages = web::routes(registrar.clone(), identification.clone(), !config.is_dev());
+            move |cfg: &mut actix_web::web::ServiceConfig| {
+                json(cfg);
+                pages(cfg);
+            }
+        },
         grpc: api::grpc(registrar.clone(), credentials, identification, backoffice),
         background: vec![
             Box::pin(relay.run(shutdown.clone())),

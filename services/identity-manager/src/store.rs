@@ -16,7 +16,6 @@ pub(crate) fn db_err(e: sqlx::Error) -> ServiceError {
     ServiceError::internal(e)
 }
 
-
 pub(crate) fn state_of(s: &str) -> Result<RequestState, ServiceError> {
     RequestState::ALL
         .into_iter()
