@@ -37,6 +37,8 @@ pub const DOCUMENTS: [(&str, &str); 4] =
 
 /// Wrong codes allowed per code sent.
 pub const CODE_ATTEMPTS: i64 = 5;
+/// Codes sent to one contact before a success; then the help desk.
+pub const CODE_SENDS: i64 = 10;
 /// Largest evidence upload through this interface.
 pub const MAX_UPLOAD: usize = 10 * 1024 * 1024;
 
@@ -452,6 +454,22 @@ impl Registrar {
         let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
         let hash = self.mac(&["code", holder_id, label, &code]).finalize().into_bytes().to_vec();
         let expires = self.clock.now() + self.settings.code_validity;
+        // A new code replaces the pending one and counts one more send:
+        // each code brings its own attempts, so the sends are capped too.
+        let sends: Option<i64> =
+            sqlx::query_scalar("SELECT sends FROM contact_codes WHERE holder_id = $1 AND kind = $2")
+                .bind(holder_id)
+                .bind(label)
+                .fetch_optional(self.db.pool())
+                .await
+                .map_err(db_err)?;
+        if sends.is_some_and(|n| n >= CODE_SENDS) {
+            return Err(ServiceError::new(
+                ErrorKind::RateLimited,
+                "contact.too_many_codes",
+                "too many codes for this contact: contact the help desk",
+            ));
+        }
         let mut tx = self.db.pool().begin().await.map_err(db_err)?;
         sqlx::query("DELETE FROM contact_codes WHERE holder_id = $1 AND kind = $2")
             .bind(holder_id)
@@ -460,12 +478,14 @@ impl Registrar {
             .await
             .map_err(db_err)?;
         sqlx::query(
-            "INSERT INTO contact_codes (holder_id, kind, code_hash, expires_at, attempts) VALUES ($1, $2, $3, $4, 0)",
+            "INSERT INTO contact_codes (holder_id, kind, code_hash, expires_at, attempts, sends)
+             VALUES ($1, $2, $3, $4, 0, $5)",
         )
         .bind(holder_id)
         .bind(label)
         .bind(hash)
         .bind(expires.timestamp_micros())
+        .bind(sends.unwrap_or(0) + 1)
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;

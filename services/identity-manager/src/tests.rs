@@ -755,3 +755,21 @@ async fn refused_transitions_change_nothing() {
     assert_eq!(history[1].reason.as_deref(), Some("documento contraffatto"));
     assert_eq!(w.requests.get("nope").await.unwrap_err().code, "request.not_found");
 }
+
+#[tokio::test]
+async fn codes_are_capped_per_contact() {
+    let w = world().await;
+    let s = w.registrar.start(&sample("mario.rossi@example.it"), false).await.unwrap();
+    let (id, token) = (s.request_id.as_str(), s.applicant_token.as_str());
+    // The start sent the first; nine more are allowed.
+    for _ in 1..crate::registration::CODE_SENDS {
+        w.registrar.send_code(id, token, ContactKind::Email).await.unwrap();
+    }
+    let e = w.registrar.send_code(id, token, ContactKind::Email).await.unwrap_err();
+    assert_eq!(e.code, "contact.too_many_codes");
+    assert_eq!(e.kind, spid_types::ErrorKind::RateLimited);
+    // The last code still works; a success clears the count.
+    let code = w.outbox.code_for("mario.rossi@example.it");
+    w.registrar.verify_contact(id, token, ContactKind::Email, &code).await.unwrap();
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM contact_codes WHERE kind = 'email'").await, 0);
+}
