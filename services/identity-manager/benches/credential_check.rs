@@ -74,7 +74,7 @@ fn reference(hash: &str, password: &str, for_: Duration) -> f64 {
     counts.iter().sum::<u64>() as f64 / start.elapsed().as_secs_f64()
 }
 
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
