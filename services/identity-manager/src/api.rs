@@ -108,6 +108,29 @@ impl pb::credentials_server::Credentials for Api {
         let attributes = self.credentials.attributes(&r.spid_code, &r.names).await.map_err(to_status)?;
         Ok(Response::new(pb::GetAttributesResponse { attributes }))
     }
+
+    async fn change_password(
+        &self,
+        request: Request<pb::ChangePasswordRequest>,
+    ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
+        let r = request.into_inner();
+        if r.new_password.len() > 128 || r.current_password.len() > 128 {
+            return Err(Status::invalid_argument("password too long"));
+        }
+        match self.credentials.change_password(&r.username, &r.current_password, &r.new_password).await {
+            Ok(expires) => {
+                Ok(Response::new(pb::ChangePasswordResponse { expires_at: Some(spid_proto::time::to_wire(expires)) }))
+            }
+            Err(crate::identity::ChangeError::Invalid(violations)) => {
+                let problems: Vec<crate::application::Problem> = violations
+                    .iter()
+                    .map(|v| crate::application::Problem::new("new_password", v.code(), v.message_it(), v.message_en()))
+                    .collect();
+                Err(to_status(problems_error(&problems)))
+            }
+            Err(crate::identity::ChangeError::Refused(e)) => Err(to_status(e)),
+        }
+    }
 }
 
 fn address(a: Option<pb::Address>) -> Address {

@@ -81,6 +81,24 @@ pub struct IdentityView {
     pub second_factors: Vec<&'static str>,
 }
 
+/// Why a password change was refused.
+#[derive(Debug)]
+pub enum ChangeError {
+    /// The new password breaks these rules.
+    Invalid(Vec<crate::password::Violation>),
+    Refused(ServiceError),
+}
+
+impl From<ServiceError> for ChangeError {
+    fn from(e: ServiceError) -> Self {
+        Self::Refused(e)
+    }
+}
+
+fn wrong_credentials() -> ServiceError {
+    ServiceError::new(ErrorKind::Unauthenticated, "credentials.wrong", "wrong username or password")
+}
+
 /// An identity as a login finds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -289,6 +307,113 @@ impl Credentials {
             return Ok(Outcome::PasswordExpired(view));
         }
         Ok(Outcome::Ok(view))
+    }
+
+    /// A new password for an active identity (REG-6, LC-7): the current
+    /// one must be right (a wrong one counts towards the lock like a
+    /// login); the new one must keep every rule and repeat none of the last
+    /// 5 passwords nor any set in the last 15 months, nor a trivial
+    /// variant of them. Returns when the new password expires.
+    pub async fn change_password(
+        &self,
+        username: &str,
+        current: &str,
+        new: &str,
+    ) -> Result<chrono::DateTime<chrono::Utc>, ChangeError> {
+        let view = match self.check(username, current).await? {
+            Outcome::Ok(v) | Outcome::PasswordExpired(v) => v,
+            Outcome::WrongCredentials => return Err(ChangeError::Refused(wrong_credentials())),
+            Outcome::NotActive(_) => {
+                return Err(ChangeError::Refused(ServiceError::new(
+                    ErrorKind::FailedPrecondition,
+                    "identity.not_active",
+                    "the identity is not active",
+                )));
+            }
+        };
+        let holder = sqlx::query(
+            "SELECT h.id, h.surname, h.given_name, h.codice_fiscale, h.birth_date, i.username
+             FROM identities i JOIN holders h ON h.id = i.holder_id WHERE i.id = $1",
+        )
+        .bind(&view.identity_id)
+        .fetch_one(self.db.pool())
+        .await
+        .map_err(db_err)?;
+        let text = |c: &str| holder.try_get::<Option<String>, _>(c).ok().flatten().unwrap_or_default();
+        let holder_id = text("id");
+        let documents: Vec<String> = sqlx::query_scalar("SELECT number FROM identity_documents WHERE holder_id = $1")
+            .bind(&holder_id)
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(db_err)?;
+        let (surname, given_name, code, email) =
+            (text("surname"), text("given_name"), text("codice_fiscale"), text("username"));
+        let personal = crate::password::PersonalData {
+            names: vec![surname.as_str(), given_name.as_str()],
+            codice_fiscale: Some(code.as_str()),
+            birth_date: chrono::NaiveDate::parse_from_str(&text("birth_date"), "%Y-%m-%d").ok(),
+            document_numbers: documents.iter().map(String::as_str).collect(),
+            email: Some(email.as_str()),
+            account_id: Some(view.spid_code.as_str()),
+        };
+        let mut violations = crate::password::check(new, &personal);
+        let now = self.clock.now();
+        let history: Vec<StoredPassword> = sqlx::query(
+            "SELECT password_hash, skeleton_hash, set_at FROM credentials WHERE holder_id = $1 ORDER BY seq DESC",
+        )
+        .bind(&holder_id)
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(|r| {
+            Ok(StoredPassword {
+                hash: r.try_get("password_hash")?,
+                skeleton_hash: r.try_get("skeleton_hash")?,
+                set_at: chrono::DateTime::from_timestamp_micros(r.try_get("set_at")?).unwrap_or_default(),
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(db_err)?;
+        if violations.is_empty()
+            && let Some(v) = self.hasher.reused(new, &history, now).await.map_err(ServiceError::internal)?
+        {
+            violations.push(v);
+        }
+        if !violations.is_empty() {
+            return Err(ChangeError::Invalid(violations));
+        }
+        let stored = self.hasher.store(new, now).await.map_err(ServiceError::internal)?;
+        let mut tx = self.db.pool().begin().await.map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO credentials (holder_id, seq, password_hash, skeleton_hash, set_at)
+             SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4 FROM credentials WHERE holder_id = $1",
+        )
+        .bind(&holder_id)
+        .bind(&stored.hash)
+        .bind(&stored.skeleton_hash)
+        .bind(now.timestamp_micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let changed = spid_proto::events::v1::CredentialsChanged {
+            spid_code: view.spid_code.clone(),
+            credential_kind: "password".into(),
+        };
+        let lifecycle =
+            EventBuilder::new(crate::SERVICE.as_str(), "credentials.changed", &view.identity_id, self.clock.as_ref())
+                .actor(actor::Kind::Holder, &view.identity_id)
+                .payload(&changed)
+                .build();
+        spid_events::outbox::enqueue(&mut tx, spid_types::topics::LIFECYCLE, &lifecycle).await.map_err(db_err)?;
+        let audit =
+            EventBuilder::new(crate::SERVICE.as_str(), "credentials.changed", &view.identity_id, self.clock.as_ref())
+                .actor(actor::Kind::Holder, &view.identity_id)
+                .payload(&note("credentials", &[("spid_code", &view.spid_code), ("kind", "password")]))
+                .build();
+        spid_events::outbox::enqueue(&mut tx, spid_types::topics::AUDIT, &audit).await.map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(crate::password::expires_at(now))
     }
 
     /// Counts a wrong password; the failure after [`LOCK_AFTER`] locks.

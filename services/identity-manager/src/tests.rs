@@ -773,3 +773,32 @@ async fn codes_are_capped_per_contact() {
     w.registrar.verify_contact(id, token, ContactKind::Email, &code).await.unwrap();
     assert_eq!(count(&w, "SELECT COUNT(*) FROM contact_codes WHERE kind = 'email'").await, 0);
 }
+
+#[tokio::test]
+async fn a_password_changes_under_the_rules_of_reg_6() {
+    use crate::identity::ChangeError;
+    let w = world().await;
+    let a = sample("mario.rossi@example.it");
+    let (id, token) = register(&w, &a).await;
+    identify_and_activate(&w, &id, &token).await;
+    let codes = |r: Result<chrono::DateTime<Utc>, ChangeError>| match r {
+        Err(ChangeError::Invalid(v)) => v.iter().map(|v| v.code().to_owned()).collect::<Vec<_>>(),
+        Err(ChangeError::Refused(e)) => vec![e.code],
+        Ok(_) => vec![],
+    };
+    let user = "mario.rossi@example.it";
+    assert_eq!(codes(w.credentials.change_password(user, "Sbagliata#1", "Ciliegia#2027").await), ["credentials.wrong"]);
+    assert_eq!(
+        codes(w.credentials.change_password(user, &a.password, "Rossi#20270").await),
+        ["password.personal_data"]
+    );
+    assert_eq!(codes(w.credentials.change_password(user, &a.password, &a.password).await), ["password.reused"]);
+    let variant = "lamPONE?2031";
+    assert_eq!(codes(w.credentials.change_password(user, &a.password, variant).await), ["password.reused_variant"]);
+    w.clock.advance(Duration::days(1));
+    let expires = w.credentials.change_password(user, &a.password, "Ciliegia#2027").await.unwrap();
+    assert_eq!(expires, w.clock.now() + Duration::days(180));
+    assert!(matches!(w.credentials.check(user, "Ciliegia#2027").await.unwrap(), Outcome::Ok(_)));
+    assert_eq!(w.credentials.check(user, &a.password).await.unwrap(), Outcome::WrongCredentials);
+    assert_eq!(count(&w, "SELECT COUNT(*) FROM outbox WHERE headers LIKE '%credentials.changed%'").await, 2);
+}
