@@ -147,6 +147,7 @@ async fn run() {
         identity_manager::registration::Settings {
             code_validity: chrono::Duration::minutes(15),
             idp_code: "BNCH".into(),
+            cache: Arc::new(spid_cache::MemoryCache::new()),
         },
     );
     let requests = identity_manager::store::RequestStore::new(db.clone());

@@ -81,6 +81,7 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
         registration::Settings {
             code_validity: chrono::Duration::minutes(i64::from(r.contact_code_minutes)),
             idp_code: r.idp_code.clone(),
+            cache: deps.cache.clone(),
         },
     ));
     let sources = match r.sources()? {

@@ -16,7 +16,7 @@ use chrono::Duration;
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use serde::Serialize;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use spid_db::Db;
 use spid_events::EventBuilder;
 use spid_proto::events::v1::{AuditNote, EvidenceRecorded, actor};
@@ -39,6 +39,10 @@ pub const DOCUMENTS: [(&str, &str); 4] =
 pub const CODE_ATTEMPTS: i64 = 5;
 /// Codes sent to one contact before a success; then the help desk.
 pub const CODE_SENDS: i64 = 10;
+/// Codes sent to one address or number in 24 hours, whatever the request:
+/// registrations cannot be used to flood someone with messages (or to
+/// pump paid SMS).
+pub const CODES_PER_RECIPIENT: u64 = 10;
 /// Largest evidence upload through this interface.
 pub const MAX_UPLOAD: usize = 10 * 1024 * 1024;
 
@@ -164,6 +168,9 @@ pub struct Settings {
     pub code_validity: Duration,
     /// The IdP's 4-letter code, first part of every spidCode.
     pub idp_code: String,
+    /// Counts the codes sent to each address and number across requests
+    /// (Redis in production): [`CODES_PER_RECIPIENT`] a day at most.
+    pub cache: Arc<dyn spid_cache::Cache>,
 }
 
 fn invalid(code: &str, message: &str) -> ServiceError {
@@ -468,6 +475,20 @@ impl Registrar {
                 ErrorKind::RateLimited,
                 "contact.too_many_codes",
                 "too many codes for this contact: contact the help desk",
+            ));
+        }
+        // The key names the recipient by a digest: no address in the cache.
+        let key = format!("codes-to:{}", hex::encode(Sha256::digest(recipient.to_lowercase().as_bytes())));
+        let sent =
+            self.settings.cache.increment(&key, std::time::Duration::from_secs(24 * 3600)).await.map_err(|e| {
+                tracing::warn!(error = %e, "cache unavailable: no code sent");
+                ServiceError::unavailable("contact.unavailable", "codes cannot be sent now; try again later")
+            })?;
+        if sent > CODES_PER_RECIPIENT {
+            return Err(ServiceError::new(
+                ErrorKind::RateLimited,
+                "contact.recipient_rate_limited",
+                "too many codes to this address or number today: try again tomorrow",
             ));
         }
         let mut tx = self.db.pool().begin().await.map_err(db_err)?;

@@ -87,7 +87,11 @@ pub(crate) async fn world_trusting(
         spid_secrets::SecretKey::random().unwrap(),
         outbox.clone(),
         clock.clone(),
-        Settings { code_validity: Duration::minutes(15), idp_code: "TEST".into() },
+        Settings {
+            code_validity: Duration::minutes(15),
+            idp_code: "TEST".into(),
+            cache: Arc::new(spid_cache::MemoryCache::new()),
+        },
     ));
     let sources = crate::sources::Sources::local(sources, clock.clone());
     let identification = Arc::new(crate::identification::Identification::new(registrar.clone(), sources, trust));
@@ -801,4 +805,24 @@ async fn a_password_changes_under_the_rules_of_reg_6() {
     assert!(matches!(w.credentials.check(user, "Ciliegia#2027").await.unwrap(), Outcome::Ok(_)));
     assert_eq!(w.credentials.check(user, &a.password).await.unwrap(), Outcome::WrongCredentials);
     assert_eq!(count(&w, "SELECT COUNT(*) FROM outbox WHERE headers LIKE '%credentials.changed%'").await, 2);
+}
+
+#[tokio::test]
+async fn codes_to_one_recipient_are_capped_across_requests() {
+    let w = world().await;
+    let mut applicants = Vec::new();
+    // Five requests with the same mobile number: ten codes by SMS is the day's cap.
+    for n in 0..5 {
+        let s = w.registrar.start(&sample(&format!("a{n}@example.it")), false).await.unwrap();
+        applicants.push(s);
+    }
+    let first = &applicants[0];
+    w.registrar.send_code(&first.request_id, &first.applicant_token, ContactKind::Mobile).await.unwrap();
+    for s in &applicants[1..] {
+        w.registrar.send_code(&s.request_id, &s.applicant_token, ContactKind::Mobile).await.unwrap();
+    }
+    let e = w.registrar.send_code(&first.request_id, &first.applicant_token, ContactKind::Mobile).await.unwrap_err();
+    assert_eq!((e.code.as_str(), e.kind), ("contact.recipient_rate_limited", spid_types::ErrorKind::RateLimited));
+    // Other recipients are not affected.
+    w.registrar.send_code(&first.request_id, &first.applicant_token, ContactKind::Email).await.unwrap();
 }
