@@ -123,6 +123,9 @@ pub struct RegistrationConfig {
     sources: Option<SourcesConfig>,
     pub signature_trust_file: Option<PathBuf>,
     pub contact_code_minutes: u32,
+    pub cie_issuer: Option<String>,
+    pub cie_client_id: Option<String>,
+    pub cie_keys_file: Option<PathBuf>,
 }
 
 impl RegistrationConfig {
@@ -391,6 +394,9 @@ fn resolve_registration(
         sources_client_key,
         signature_trust_file,
         contact_code_minutes,
+        cie_issuer,
+        cie_client_id,
+        cie_keys_file,
     } = r;
     if idp_code.len() != 4 || !idp_code.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err(ConfigError::new("registration.idp_code", "must be 4 upper-case letters (EMI-1)"));
@@ -412,6 +418,21 @@ fn resolve_registration(
         return Err(ConfigError::new("registration.contact_code_minutes", "must be between 1 and 60"));
     }
     let path = |p: Option<String>| p.filter(|d| !d.trim().is_empty()).map(PathBuf::from);
+    let text = |t: Option<String>| t.filter(|t| !t.trim().is_empty());
+    let (cie_issuer, cie_client_id, cie_keys_file) = (text(cie_issuer), text(cie_client_id), path(cie_keys_file));
+    let cie_given = [cie_issuer.is_some(), cie_client_id.is_some(), cie_keys_file.is_some()];
+    if cie_given.iter().any(|g| *g) && !cie_given.iter().all(|g| *g) {
+        return Err(ConfigError::new(
+            "registration.cie_issuer",
+            "set cie_issuer, cie_client_id and cie_keys_file together",
+        ));
+    }
+    if let Some(issuer) = &cie_issuer {
+        let url = parse_http_url("registration.cie_issuer", issuer)?;
+        if !is_dev && url.scheme() != "https" {
+            return Err(ConfigError::new("registration.cie_issuer", "must be https in production"));
+        }
+    }
     let evidence_keys_dir = match path(evidence_keys_dir) {
         Some(d) => Some(d),
         None if is_dev => Some(data_dir.join("keys").join("evidence")),
@@ -433,6 +454,9 @@ fn resolve_registration(
         )?,
         signature_trust_file: path(signature_trust_file),
         contact_code_minutes,
+        cie_issuer,
+        cie_client_id,
+        cie_keys_file,
     })
 }
 

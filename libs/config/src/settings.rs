@@ -220,6 +220,12 @@ pub struct RegistrationSettings {
     pub signature_trust_file: Option<String>,
     /// Minutes a contact verification code stays valid.
     pub contact_code_minutes: u32,
+    /// CIE identification (IDN-1 c): the CIE OpenID provider's issuer, our
+    /// client id there, and its signing keys (PEM public keys). All three,
+    /// or none (CIE not offered).
+    pub cie_issuer: Option<String>,
+    pub cie_client_id: Option<String>,
+    pub cie_keys_file: Option<String>,
 }
 
 impl Default for RegistrationSettings {
@@ -238,6 +244,9 @@ impl Default for RegistrationSettings {
             sources_client_key: None,
             signature_trust_file: None,
             contact_code_minutes: 15,
+            cie_issuer: None,
+            cie_client_id: None,
+            cie_keys_file: None,
         }
     }
 }

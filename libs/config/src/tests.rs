@@ -159,6 +159,7 @@ fn registration_settings_keep_to_the_rules() {
     assert!(config.registration.evidence_keys_dir().unwrap().ends_with("keys/evidence"));
 
     assert_eq!(config.registration.sources().unwrap(), &crate::SourcesConfig::Local { file: None });
+    assert_eq!(dev("registration.cie_issuer", "https://id.cie.example").unwrap_err().key, "registration.cie_issuer");
     let partial = dev("registration.scipafi_url", "https://scipafi.example.it/ws").unwrap_err();
     assert_eq!(partial.key, "registration.agenzia_entrate_url");
 

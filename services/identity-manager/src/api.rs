@@ -345,6 +345,25 @@ impl pb::registration_server::Registration for Api {
         self.progress(&r.request_id, &r.applicant_token).await
     }
 
+    async fn get_cie_nonce(
+        &self,
+        request: Request<pb::ApplicantRequest>,
+    ) -> Result<Response<pb::CieNonceResponse>, Status> {
+        let r = request.into_inner();
+        let nonce = self.identification.cie_nonce(&r.request_id, &r.applicant_token).await.map_err(to_status)?;
+        Ok(Response::new(pb::CieNonceResponse { nonce }))
+    }
+
+    async fn identify_with_cie(
+        &self,
+        request: Request<pb::EvidenceRequest>,
+    ) -> Result<Response<pb::RegistrationProgress>, Status> {
+        let r = request.into_inner();
+        let id_token = String::from_utf8(r.content).map_err(|_| Status::invalid_argument("content: the ID token"))?;
+        self.identification.identify_with_cie(&r.request_id, &r.applicant_token, &id_token).await.map_err(to_status)?;
+        self.progress(&r.request_id, &r.applicant_token).await
+    }
+
     async fn identify_with_existing_identity(
         &self,
         request: Request<pb::ExistingIdentityRequest>,

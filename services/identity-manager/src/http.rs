@@ -48,6 +48,8 @@ pub fn routes(
                 .route("/{id}/form", web::get().to(form))
                 .route("/{id}/signed-form", web::put().to(signed_form))
                 .route("/{id}/cns", web::post().to(cns))
+                .route("/{id}/cie-nonce", web::get().to(cie_nonce))
+                .route("/{id}/cie", web::post().to(cie))
                 .route("/{id}/self-video", web::put().to(self_video)),
         );
     }
@@ -239,5 +241,27 @@ async fn self_video(
 ) -> Reply {
     let t = token(&req)?;
     i.upload_self_video(&id, t, &body).await?;
+    Ok(HttpResponse::Ok().json(r.progress(&id, t).await?))
+}
+
+async fn cie_nonce(i: web::Data<Identification>, req: HttpRequest, id: web::Path<String>) -> Reply {
+    let nonce = i.cie_nonce(&id, token(&req)?).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "nonce": nonce })))
+}
+
+#[derive(Deserialize)]
+struct CieResult {
+    id_token: String,
+}
+
+async fn cie(
+    r: web::Data<Registrar>,
+    i: web::Data<Identification>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Json<CieResult>,
+) -> Reply {
+    let t = token(&req)?;
+    i.identify_with_cie(&id, t, &body.id_token).await?;
     Ok(HttpResponse::Ok().json(r.progress(&id, t).await?))
 }

@@ -68,13 +68,20 @@ pub struct Identification {
     registrar: Arc<Registrar>,
     sources: Sources,
     /// Qualified-signature and CNS certification authorities; `None`:
-    /// methods (c) and (d) are not offered.
+    /// CNS cards and signed forms are not accepted.
     trust: Option<TrustList>,
+    /// The CIE OpenID provider; `None`: CIE is not accepted.
+    cie: Option<crate::cie::CieProvider>,
 }
 
 impl Identification {
-    pub fn new(registrar: Arc<Registrar>, sources: Sources, trust: Option<TrustList>) -> Self {
-        Self { registrar, sources, trust }
+    pub fn new(
+        registrar: Arc<Registrar>,
+        sources: Sources,
+        trust: Option<TrustList>,
+        cie: Option<crate::cie::CieProvider>,
+    ) -> Self {
+        Self { registrar, sources, trust, cie }
     }
 
     fn db(&self) -> &spid_db::Db {
@@ -119,7 +126,12 @@ impl Identification {
                 "an existing identity identifies only for a professional identity of a natural person",
             ));
         }
-        if matches!(method, Method::ElectronicDocument | Method::SignedForm) && self.trust.is_none() {
+        let unavailable = match method {
+            Method::ElectronicDocument => self.trust.is_none() && self.cie.is_none(),
+            Method::SignedForm => self.trust.is_none(),
+            _ => false,
+        };
+        if unavailable {
             return Err(ServiceError::unavailable(
                 "identification.method_unavailable",
                 "identification by electronic document or signed form is not available",
@@ -376,6 +388,51 @@ impl Identification {
         }
         self.identified_by_system(request_id, Method::ElectronicDocument, "cns_certificate", certificate, &r.holder_id)
             .await
+    }
+
+    /// The nonce the front end puts in the CIE authentication request, so
+    /// that the ID token belongs to this request and no other.
+    pub async fn cie_nonce(&self, request_id: &str, token: &str) -> Result<String, ServiceError> {
+        self.registrar.authorize(request_id, token).await?;
+        Ok(self.nonce_of(request_id))
+    }
+
+    fn nonce_of(&self, request_id: &str) -> String {
+        use hmac::Mac;
+        hex::encode(self.registrar.mac(&["cie-nonce", request_id]).finalize().into_bytes())
+    }
+
+    /// Method (c) by CIE: the ID token of the CIE OpenID provider.
+    pub async fn identify_with_cie(
+        &self,
+        request_id: &str,
+        token: &str,
+        id_token: &str,
+    ) -> Result<RequestState, ServiceError> {
+        let r = self.awaiting(request_id, token, Method::ElectronicDocument).await?;
+        let cie = self
+            .cie
+            .as_ref()
+            .ok_or_else(|| ServiceError::unavailable("identification.method_unavailable", "CIE is not configured"))?;
+        let code =
+            cie.verify(id_token, &self.nonce_of(request_id), self.registrar.clock.now()).map_err(|e| match e {
+                crate::cie::CieError::Keys(_) => ServiceError::internal(e),
+                e => ServiceError::invalid(e.code(), e.to_string()),
+            })?;
+        if !same_code(&code, &self.holder_code(&r.holder_id).await?) {
+            return Err(ServiceError::invalid(
+                "identification.codice_fiscale_mismatch",
+                "the card belongs to someone else",
+            ));
+        }
+        self.identified_by_system(
+            request_id,
+            Method::ElectronicDocument,
+            "cie_id_token",
+            id_token.as_bytes(),
+            &r.holder_id,
+        )
+        .await
     }
 
     /// Method (d): the request form signed with a qualified signature.

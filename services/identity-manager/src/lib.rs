@@ -17,6 +17,7 @@
 mod api;
 pub mod application;
 pub mod backoffice;
+pub mod cie;
 pub mod demo;
 pub mod evidence;
 mod http;
@@ -129,7 +130,18 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
         .map(signature::TrustList::load)
         .transpose()
         .map_err(|e| RunError::new(format!("registration.signature_trust_file: {e}")))?;
-    let identification = std::sync::Arc::new(identification::Identification::new(registrar.clone(), sources, trust));
+    let cie = match (&r.cie_issuer, &r.cie_client_id, &r.cie_keys_file) {
+        (Some(issuer), Some(client_id), Some(keys)) => {
+            let pem = std::fs::read(keys).map_err(|e| RunError::new(format!("registration.cie_keys_file: {e}")))?;
+            Some(
+                cie::CieProvider::new(issuer, client_id, &pem)
+                    .map_err(|e| RunError::new(format!("registration.cie_keys_file: {e}")))?,
+            )
+        }
+        _ => None,
+    };
+    let identification =
+        std::sync::Arc::new(identification::Identification::new(registrar.clone(), sources, trust, cie));
     let backoffice = std::sync::Arc::new(backoffice::Backoffice::new(registrar.clone(), identification.clone()));
     let credentials = std::sync::Arc::new(
         identity::Credentials::new(deps.db.clone(), hasher, deps.clock.clone()).await.map_err(RunError::new)?,

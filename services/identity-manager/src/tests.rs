@@ -94,7 +94,7 @@ pub(crate) async fn world_trusting(
         },
     ));
     let sources = crate::sources::Sources::local(sources, clock.clone());
-    let identification = Arc::new(crate::identification::Identification::new(registrar.clone(), sources, trust));
+    let identification = Arc::new(crate::identification::Identification::new(registrar.clone(), sources, trust, None));
     let backoffice = crate::backoffice::Backoffice::new(registrar.clone(), identification.clone());
     let credentials = Credentials::new(db.clone(), test_hasher(), clock.clone()).await.unwrap();
     World {
@@ -722,6 +722,38 @@ mod electronic {
         assert_eq!(e.code, "signature.malformed");
         let state = w.identification.identify_with_cns(&id, &token, &pki.cert("card")).await.unwrap();
         assert_eq!(state, RequestState::AwaitingAcceptance);
+    }
+
+    #[tokio::test]
+    async fn by_a_cie_card_through_the_cie_openid_provider() {
+        use crate::cie::tests::{CLIENT, ISSUER, claims, keys, token};
+        let dir = tempfile::tempdir().unwrap();
+        let provider = crate::cie::CieProvider::new(ISSUER, CLIENT, &keys(dir.path())).unwrap();
+        let mut w = world().await;
+        w.identification = Arc::new(crate::identification::Identification::new(
+            w.registrar.clone(),
+            crate::sources::Sources::local(LocalData::sample(), w.clock.clone()),
+            None,
+            Some(provider),
+        ));
+        let (id, token_) = register(&w, &sample("mario.rossi@example.it")).await;
+        w.identification.choose_method(&id, &token_, Method::ElectronicDocument, None).await.unwrap();
+        let nonce = w.identification.cie_nonce(&id, &token_).await.unwrap();
+        let (other, other_token) = register(&w, &sample("luigi@example.it")).await;
+        let other_nonce = w.identification.cie_nonce(&other, &other_token).await.unwrap();
+        assert_ne!(nonce, other_nonce, "a nonce per request");
+        let now = w.clock.now();
+        let for_other = token(dir.path(), "RS256", &claims(&other_nonce, now));
+        let e = w.identification.identify_with_cie(&id, &token_, &for_other).await.unwrap_err();
+        assert_eq!(e.code, "cie.nonce", "another request's token");
+        let mut someone_else = claims(&nonce, now);
+        someone_else[crate::cie::FISCAL_NUMBER_CLAIM] = "TINIT-BNCLGU80A01H501A".into();
+        let e = w.identification.identify_with_cie(&id, &token_, &token(dir.path(), "RS256", &someone_else)).await;
+        assert_eq!(e.unwrap_err().code, "identification.codice_fiscale_mismatch");
+        let good = token(dir.path(), "RS256", &claims(&nonce, now));
+        let state = w.identification.identify_with_cie(&id, &token_, &good).await.unwrap();
+        assert_eq!(state, RequestState::AwaitingAcceptance);
+        assert_eq!(count(&w, "SELECT COUNT(*) FROM evidence WHERE kind = 'cie_id_token'").await, 1);
     }
 
     #[tokio::test]
