@@ -212,6 +212,25 @@ async fn an_applicant_registers_is_identified_and_logs_in() {
     assert_eq!((r.outcome(), r.spid_code.as_str()), (Outcome::Ok, spid_code.as_str()));
     assert_eq!(r.second_factors, ["sms", "email"]);
 
+    // The activation's message went out through identity-manager's outbox,
+    // the bus and the notification service.
+    eventually(Duration::from_secs(20), "the activation e-mail in the outbox", || {
+        let (http, public, spid_code) = (http.clone(), public.clone(), spid_code.clone());
+        async move {
+            let outbox: serde_json::Value =
+                http.get(format!("{public}/dev/outbox")).send().await.ok()?.json().await.ok()?;
+            outbox
+                .as_array()?
+                .iter()
+                .any(|m| {
+                    m["recipient"] == "chiara.esposito@example.it"
+                        && m["body"].as_str().is_some_and(|b| b.contains(&spid_code))
+                })
+                .then_some(())
+        }
+    })
+    .await;
+
     // Three activations (two demo holders and this one) reached the audit log.
     let audit =
         spid_proto::audit::v1::audit_query_client::AuditQueryClient::connect(ports.grpc_url(ServiceName::AuditLog))

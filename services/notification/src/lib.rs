@@ -1,12 +1,15 @@
 //! notification: delivers the messages the IdP owes its holders (NOT-1..3).
 //!
-//! Today: the synchronous `Send` for codes, the Italian and English
-//! templates of those codes, the development outbox (`GET /dev/outbox`),
-//! and a delivery trace on the audit topic for every message. SMTP, PEC and
-//! SMS channels, retries and the Kafka intake build on this.
+//! Today: the synchronous `Send` for codes, the consumer of the
+//! notification topic (messages other services ask for through their
+//! outbox, idempotent per event and channel), the Italian and English
+//! templates, the development outbox (`GET /dev/outbox`), and a delivery
+//! trace on the audit topic for every message. SMTP, PEC and SMS channels
+//! and retries build on this.
 
 mod api;
 mod domain;
+mod intake;
 mod store;
 mod templates;
 
@@ -37,11 +40,19 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
         Notifier::new(store::Store::new(deps.db.clone()), deps.clock.clone(), relay.clone(), config.is_dev())
             .map_err(RunError::new)?,
     );
+    let consumer = spid_events::run_consumer(
+        deps.bus.clone(),
+        intake::CONSUMER_GROUP.to_owned(),
+        vec![spid_types::topics::NOTIFICATION],
+        Arc::new(intake::Intake { notifier: notifier.clone() }),
+        deps.metrics.clone(),
+        shutdown.clone(),
+    );
     let parts = spid_server::host::ServiceParts {
         common: deps.http_common(SERVICE, deps.health()),
         http_routes: api::http_routes(notifier.clone()),
         grpc: api::grpc(notifier),
-        background: vec![Box::pin(relay.run(shutdown.clone()))],
+        background: vec![Box::pin(relay.run(shutdown.clone())), Box::pin(consumer)],
         listeners: deps.listeners,
     };
     spid_server::host::serve(parts, shutdown).await

@@ -11,10 +11,35 @@ const SOURCES: &[(&str, &str)] = &[
     ("otp-code.en", include_str!("../templates/otp-code.en.txt")),
     ("contact-verification.it", include_str!("../templates/contact-verification.it.txt")),
     ("contact-verification.en", include_str!("../templates/contact-verification.en.txt")),
+    ("identity-activated.it", include_str!("../templates/identity-activated.it.txt")),
+    ("identity-activated.en", include_str!("../templates/identity-activated.en.txt")),
+    ("credentials-locked.it", include_str!("../templates/credentials-locked.it.txt")),
+    ("credentials-locked.en", include_str!("../templates/credentials-locked.en.txt")),
+    ("request-denied.it", include_str!("../templates/request-denied.it.txt")),
+    ("request-denied.en", include_str!("../templates/request-denied.en.txt")),
+    ("documents-requested.it", include_str!("../templates/documents-requested.it.txt")),
+    ("documents-requested.en", include_str!("../templates/documents-requested.en.txt")),
+    ("final-documents.it", include_str!("../templates/final-documents.it.txt")),
+    ("final-documents.en", include_str!("../templates/final-documents.en.txt")),
+    ("appointment-confirmed.it", include_str!("../templates/appointment-confirmed.it.txt")),
+    ("appointment-confirmed.en", include_str!("../templates/appointment-confirmed.en.txt")),
+    ("request-lapsed.it", include_str!("../templates/request-lapsed.it.txt")),
+    ("request-lapsed.en", include_str!("../templates/request-lapsed.en.txt")),
 ];
 
 /// Template names and the data keys each one requires.
-pub const TEMPLATES: &[(&str, &[&str])] = &[("otp-code", &["code", "minutes"]), ("contact-verification", &["code"])];
+pub const TEMPLATES: &[(&str, &[&str])] = &[
+    ("otp-code", &["code", "minutes"]),
+    ("contact-verification", &["code"]),
+    // Messages identity-manager asks for through the notification topic.
+    ("identity-activated", &["spid_code"]),
+    ("credentials-locked", &["spid_code"]),
+    ("request-denied", &["reason"]),
+    ("documents-requested", &["documents"]),
+    ("final-documents", &[]),
+    ("appointment-confirmed", &["when"]),
+    ("request-lapsed", &[]),
+];
 
 pub struct Templates {
     env: Environment<'static>,
