@@ -2,6 +2,7 @@
 //! transport types: this crate is safe to use from domain code.
 
 mod clock;
+pub mod contact;
 mod error;
 mod level;
 

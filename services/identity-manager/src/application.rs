@@ -290,39 +290,19 @@ pub fn normalise_email(s: &str) -> String {
     s.trim().to_lowercase()
 }
 
-/// A structural check: one `@`, a local part of 1–64 printable characters
-/// without spaces, a domain of dot-separated labels of letters, digits and
-/// hyphens with at least two labels; at most 254 characters.
+/// The shared address check ([`spid_types::contact::is_email`]).
 pub fn valid_email(s: &str) -> bool {
-    let Some((local, domain)) = s.split_once('@') else { return false };
-    let local_ok = (1..=64).contains(&local.len())
-        && local.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c))
-        && !local.starts_with('.')
-        && !local.ends_with('.')
-        && !local.contains("..");
-    let labels: Vec<&str> = domain.split('.').collect();
-    let domain_ok = labels.len() >= 2
-        && labels.iter().all(|l| {
-            (1..=63).contains(&l.len())
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        })
-        && labels.last().is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()));
-    s.len() <= 254 && local_ok && domain_ok
+    spid_types::contact::is_email(s)
 }
 
-/// E.164: `+`, 8–15 digits; Italian mobiles (`+39`) start with 3 and have
-/// 9 or 10 digits.
+/// E.164 ([`spid_types::contact::is_e164`]); Italian mobiles (`+39`)
+/// start with 3 and have 9 or 10 digits.
 pub fn valid_mobile(s: &str) -> bool {
-    let Some(digits) = s.strip_prefix('+') else { return false };
-    if !(8..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.starts_with('0') {
-        return false;
-    }
-    match digits.strip_prefix("39") {
-        Some(national) => national.starts_with('3') && (9..=10).contains(&national.len()),
-        None => true,
-    }
+    spid_types::contact::is_e164(s)
+        && match s.strip_prefix("+39") {
+            Some(national) => national.starts_with('3') && (9..=10).contains(&national.len()),
+            None => true,
+        }
 }
 
 /// The Luhn check (ISO/IEC 7812) over a string of digits.

@@ -12,16 +12,15 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use spid_events::EventBuilder;
-use spid_proto::events::v1::{NotificationRequested, actor};
+use spid_proto::events::v1::actor;
 use spid_types::{ErrorKind, ServiceError};
 use sqlx::Row;
 
 use crate::identification::Identification;
-use crate::notify::Channel;
-use crate::registration::{Registrar, note};
+use crate::notify::{Channel, request_in};
+use crate::registration::Registrar;
 use crate::request::{Action, Actor, Method, RequestState};
-use crate::store::{self, db_err};
+use crate::store::{self, db_err, instant, note};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -113,10 +112,6 @@ pub struct RequestView {
     pub history: Vec<store::Transition>,
     pub documents_requested_at: Option<chrono::DateTime<chrono::Utc>>,
     pub bank_transfer: Option<String>,
-}
-
-fn micros(t: i64) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp_micros(t).unwrap_or_default()
 }
 
 fn denied(message: &str) -> ServiceError {
@@ -327,7 +322,7 @@ impl Backoffice {
                 id: e.try_get("id")?,
                 kind: e.try_get("kind")?,
                 content_sha256: e.try_get("content_sha256")?,
-                at: micros(e.try_get("created_at")?),
+                at: instant(e.try_get("created_at")?),
             })
         })
         .collect::<Result<_, sqlx::Error>>()
@@ -358,7 +353,7 @@ impl Backoffice {
                 .map_err(db_err)?;
         let history = store::RequestStore::new(self.db().clone()).history(request_id).await?;
         let documents_requested_at =
-            row.try_get::<Option<i64>, _>("documents_requested_at").map_err(db_err)?.map(micros);
+            row.try_get::<Option<i64>, _>("documents_requested_at").map_err(db_err)?.map(instant);
         self.audit(&op, "request.viewed", request_id, &[("operator", &op.id)]).await?;
         Ok(RequestView {
             item,
@@ -521,21 +516,9 @@ impl Backoffice {
         let action = Action::Deny { reason: reason.to_owned() };
         store::apply_in(&mut tx, request_id, &action, op.role.actor(), &op.id, self.registrar.clock.as_ref()).await?;
         if let Some(email) = email {
-            let event = EventBuilder::new(
-                crate::SERVICE.as_str(),
-                "notification.requested",
-                request_id,
-                self.registrar.clock.as_ref(),
-            )
-            .payload(&NotificationRequested {
-                template: "request-denied".into(),
-                locale: "it".into(),
-                channel: "email".into(),
-                recipient: email,
-                data: [("reason".to_owned(), reason.to_owned())].into(),
-            })
-            .build();
-            spid_events::outbox::enqueue(&mut tx, spid_types::topics::NOTIFICATION, &event).await.map_err(db_err)?;
+            let clock = self.registrar.clock.as_ref();
+            request_in(&mut tx, clock, request_id, Channel::Email, &email, "request-denied", &[("reason", reason)])
+                .await?;
         }
         tx.commit().await.map_err(db_err)
     }
@@ -675,22 +658,7 @@ pub(crate) async fn notify_in(
         .await
         .map_err(db_err)?;
     let Some(to) = to else { return Ok(()) };
-    let channel = match channel {
-        Channel::Email => "email",
-        Channel::Sms => "sms",
-        Channel::Pec => "pec",
-    };
-    let event =
-        EventBuilder::new(crate::SERVICE.as_str(), "notification.requested", request_id, registrar.clock.as_ref())
-            .payload(&NotificationRequested {
-                template: template.into(),
-                locale: "it".into(),
-                channel: channel.into(),
-                recipient: to,
-                data: data.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
-            })
-            .build();
-    spid_events::outbox::enqueue(tx, spid_types::topics::NOTIFICATION, &event).await.map_err(db_err)
+    request_in(tx, registrar.clock.as_ref(), request_id, channel, &to, template, data).await
 }
 
 fn operator_of(row: &sqlx::any::AnyRow) -> Result<Operator, ServiceError> {
@@ -710,8 +678,8 @@ fn queue_item(row: &sqlx::any::AnyRow) -> Result<QueueItem, ServiceError> {
         method: row.try_get("method").map_err(db_err)?,
         identity_type: row.try_get("identity_type").map_err(db_err)?,
         channel: row.try_get("channel").map_err(db_err)?,
-        since: micros(row.try_get("state_since").map_err(db_err)?),
-        appointment: row.try_get::<Option<i64>, _>("scheduled_at").map_err(db_err)?.map(micros),
+        since: instant(row.try_get("state_since").map_err(db_err)?),
+        appointment: row.try_get::<Option<i64>, _>("scheduled_at").map_err(db_err)?.map(instant),
         appointment_confirmed: row.try_get::<Option<i64>, _>("confirmed_at").map_err(db_err)?.is_some(),
     })
 }

@@ -25,11 +25,11 @@ use sqlx::Row;
 
 use crate::backoffice::notify_in;
 use crate::notify::Channel;
-use crate::registration::{Registrar, note};
+use crate::registration::Registrar;
 use crate::request::{Action, Actor, Method, RequestState};
 use crate::signature::TrustList;
 use crate::sources::{Sources, Subject, Verdict};
-use crate::store::{self, db_err};
+use crate::store::{self, db_err, note};
 
 /// Days the bank transfer of method (f) may take (REG-9).
 pub const TRANSFER_DAYS: i64 = 10;

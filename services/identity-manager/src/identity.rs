@@ -16,13 +16,13 @@ use rand::Rng;
 use serde::Serialize;
 use spid_db::Db;
 use spid_events::EventBuilder;
-use spid_proto::events::v1::{IdentityState, IdentityStateChanged, NotificationRequested, actor};
+use spid_proto::events::v1::{IdentityState, IdentityStateChanged, actor};
 use spid_types::{Clock, ErrorKind, ServiceError};
 use sqlx::Row;
 
+use crate::notify::{Channel, request_in};
 use crate::password::{Hasher, StoredPassword};
-use crate::registration::note;
-use crate::store::db_err;
+use crate::store::{db_err, note};
 
 /// Consecutive wrong passwords tolerated; the next one locks (LC-5).
 pub const LOCK_AFTER: i64 = 10;
@@ -201,16 +201,8 @@ pub(crate) async fn emit_in(
                 ))
                 .build();
             spid_events::outbox::enqueue(conn, spid_types::topics::AUDIT, &audit).await.map_err(db_err)?;
-            let message = EventBuilder::new(crate::SERVICE.as_str(), "notification.requested", &id, clock)
-                .payload(&NotificationRequested {
-                    template: "identity-activated".into(),
-                    locale: "it".into(),
-                    channel: "email".into(),
-                    recipient: email.clone(),
-                    data: [("spid_code".to_owned(), spid_code.clone())].into(),
-                })
-                .build();
-            spid_events::outbox::enqueue(conn, spid_types::topics::NOTIFICATION, &message).await.map_err(db_err)?;
+            let data = [("spid_code", spid_code.as_str())];
+            request_in(conn, clock, &id, Channel::Email, &email, "identity-activated", &data).await?;
             return Ok(Emitted { identity_id: id, spid_code, identity_type });
         }
     }
@@ -273,8 +265,7 @@ impl Credentials {
             password: StoredPassword {
                 hash: row.try_get("password_hash").map_err(db_err)?,
                 skeleton_hash: row.try_get("skeleton_hash").map_err(db_err)?,
-                set_at: chrono::DateTime::from_timestamp_micros(row.try_get("set_at").map_err(db_err)?)
-                    .unwrap_or_default(),
+                set_at: crate::store::instant(row.try_get("set_at").map_err(db_err)?),
             },
             failed_logins: row.try_get("failed_logins").map_err(db_err)?,
         }))
@@ -370,7 +361,7 @@ impl Credentials {
             Ok(StoredPassword {
                 hash: r.try_get("password_hash")?,
                 skeleton_hash: r.try_get("skeleton_hash")?,
-                set_at: chrono::DateTime::from_timestamp_micros(r.try_get("set_at")?).unwrap_or_default(),
+                set_at: crate::store::instant(r.try_get("set_at")?),
             })
         })
         .collect::<Result<_, sqlx::Error>>()
@@ -477,16 +468,8 @@ impl Credentials {
             .build();
         spid_events::outbox::enqueue(conn, spid_types::topics::AUDIT, &audit).await.map_err(db_err)?;
         if let Some(email) = email {
-            let message = EventBuilder::new(crate::SERVICE.as_str(), "notification.requested", id, clock)
-                .payload(&NotificationRequested {
-                    template: "credentials-locked".into(),
-                    locale: "it".into(),
-                    channel: "email".into(),
-                    recipient: email,
-                    data: [("spid_code".to_owned(), spid_code)].into(),
-                })
-                .build();
-            spid_events::outbox::enqueue(conn, spid_types::topics::NOTIFICATION, &message).await.map_err(db_err)?;
+            let data = [("spid_code", spid_code.as_str())];
+            request_in(conn, clock, id, Channel::Email, &email, "credentials-locked", &data).await?;
         }
         Ok(())
     }

@@ -15,6 +15,40 @@ pub enum Channel {
     Pec,
 }
 
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Sms => "sms",
+            Self::Pec => "pec",
+        }
+    }
+}
+
+/// Asks notification for a message through the outbox, inside the
+/// transaction of what the message tells (the `spid.notification.v1`
+/// topic; the notification service sends it once per event and channel).
+pub(crate) async fn request_in(
+    conn: &mut sqlx::AnyConnection,
+    clock: &dyn spid_types::Clock,
+    about: &str,
+    channel: Channel,
+    recipient: &str,
+    template: &str,
+    data: &[(&str, &str)],
+) -> Result<(), ServiceError> {
+    let event = spid_events::EventBuilder::new(crate::SERVICE.as_str(), "notification.requested", about, clock)
+        .payload(&spid_proto::events::v1::NotificationRequested {
+            template: template.into(),
+            locale: "it".into(),
+            channel: channel.as_str().into(),
+            recipient: recipient.into(),
+            data: data.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        })
+        .build();
+    spid_events::outbox::enqueue(conn, spid_types::topics::NOTIFICATION, &event).await.map_err(crate::store::db_err)
+}
+
 /// A message to send. `data` fills the template; codes travel only here.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Message {

@@ -19,7 +19,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use spid_db::Db;
 use spid_events::EventBuilder;
-use spid_proto::events::v1::{AuditNote, EvidenceRecorded, actor};
+use spid_proto::events::v1::{EvidenceRecorded, actor};
 use spid_secrets::SecretKey;
 use spid_types::{Clock, ErrorKind, ServiceError};
 use sqlx::Row;
@@ -29,7 +29,7 @@ use crate::evidence::{self, KeyManager};
 use crate::notify::{Channel, Message, Messenger};
 use crate::password::Hasher;
 use crate::request::{Action, Actor, RequestState};
-use crate::store::{self, db_err};
+use crate::store::{self, db_err, note};
 
 /// The documents an applicant accepts (REG-8), with their current version.
 pub const DOCUMENTS: [(&str, &str); 4] =
@@ -850,13 +850,6 @@ fn email_taken() -> Problem {
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error().is_some_and(|d| d.is_unique_violation())
-}
-
-pub(crate) fn note(category: &str, fields: &[(&str, &str)]) -> AuditNote {
-    AuditNote {
-        category: category.to_owned(),
-        fields: fields.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
-    }
 }
 
 /// 32 random bytes, URL-safe base64.

@@ -16,6 +16,19 @@ pub(crate) fn db_err(e: sqlx::Error) -> ServiceError {
     ServiceError::internal(e)
 }
 
+/// A stored time (microseconds since the epoch).
+pub(crate) fn instant(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or_default()
+}
+
+/// An audit record without a structured payload of its own.
+pub(crate) fn note(category: &str, fields: &[(&str, &str)]) -> AuditNote {
+    AuditNote {
+        category: category.to_owned(),
+        fields: fields.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+    }
+}
+
 pub(crate) fn state_of(s: &str) -> Result<RequestState, ServiceError> {
     RequestState::ALL
         .into_iter()
@@ -125,7 +138,7 @@ fn record(row: &sqlx::any::AnyRow) -> Result<RequestRecord, ServiceError> {
         id: row.try_get("id").map_err(db_err)?,
         holder_id: row.try_get("holder_id").map_err(db_err)?,
         state: state_of(&row.try_get::<String, _>("state").map_err(db_err)?)?,
-        state_since: DateTime::from_timestamp_micros(row.try_get("state_since").map_err(db_err)?).unwrap_or_default(),
+        state_since: instant(row.try_get("state_since").map_err(db_err)?),
         version: row.try_get("version").map_err(db_err)?,
     })
 }
@@ -203,15 +216,10 @@ pub(crate) async fn apply_in(
     .execute(&mut *conn)
     .await
     .map_err(db_err)?;
-    let note = AuditNote {
-        category: "identity_request".into(),
-        fields: [
-            ("from".to_owned(), current.state.as_str().to_owned()),
-            ("to".to_owned(), to.as_str().to_owned()),
-            ("holder_id".to_owned(), current.holder_id.clone()),
-        ]
-        .into(),
-    };
+    let note = note(
+        "identity_request",
+        &[("from", current.state.as_str()), ("to", to.as_str()), ("holder_id", &current.holder_id)],
+    );
     let mut event = EventBuilder::new(crate::SERVICE.as_str(), &format!("identity_request.{}", to.as_str()), id, clock)
         .actor(actor_kind, actor_id)
         .payload(&note);

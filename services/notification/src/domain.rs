@@ -179,6 +179,8 @@ impl Notifier {
     }
 }
 
+use spid_types::contact::{is_e164, is_email};
+
 fn validate_recipient(channel: Channel, recipient: &str) -> Result<(), ServiceError> {
     let ok = match channel {
         Channel::Email | Channel::Pec => is_email(recipient),
@@ -191,29 +193,6 @@ fn validate_recipient(channel: Channel, recipient: &str) -> Result<(), ServiceEr
             if channel == Channel::Sms { "a mobile number in E.164 form (+39...)" } else { "an e-mail address" };
         Err(ServiceError::invalid("recipient.invalid", format!("recipient must be {expected}")))
     }
-}
-
-fn is_email(s: &str) -> bool {
-    if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';')) {
-        return false;
-    }
-    match s.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && local.len() <= 64
-                && !domain.contains('@')
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !domain.contains("..")
-        }
-        None => false,
-    }
-}
-
-fn is_e164(s: &str) -> bool {
-    s.strip_prefix('+')
-        .is_some_and(|digits| (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]
