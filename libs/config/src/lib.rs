@@ -8,6 +8,7 @@
 //! Layering, lowest first: embedded defaults, the TOML file given with
 //! `--config`, environment variables `IDP__SECTION__KEY`, command-line flags.
 
+pub mod delivery;
 mod resolve;
 mod settings;
 

@@ -33,6 +33,7 @@ pub struct Config {
     pub database_connect_timeout_secs: u64,
     pub audit: AuditConfig,
     pub registration: RegistrationConfig,
+    pub delivery: crate::delivery::DeliveryConfig,
     /// Indexed by `ServiceName as usize` (the order of `ServiceName::ALL`).
     services: [ServiceEndpoints; 5],
 }
@@ -221,6 +222,7 @@ impl Settings {
             notification,
             audit,
             registration,
+            delivery,
         } = self;
 
         let mode = match mode.as_str() {
@@ -327,10 +329,12 @@ impl Settings {
 
         let audit = resolve_audit(audit, is_dev, &data_dir)?;
         let registration = resolve_registration(registration, is_dev, &data_dir)?;
+        let delivery = crate::delivery::resolve(delivery, is_dev)?;
 
         Ok(Config {
             audit,
             registration,
+            delivery,
             mode,
             public_url,
             telemetry: TelemetryConfig { log_format, log_level: telemetry.log_level, otlp_endpoint },

@@ -22,6 +22,7 @@ pub struct Settings {
     pub notification: ServiceSettings,
     pub audit: AuditSettings,
     pub registration: RegistrationSettings,
+    pub delivery: crate::delivery::DeliverySettings,
 }
 
 impl Default for Settings {
@@ -41,6 +42,7 @@ impl Default for Settings {
             notification: ServiceSettings::local(50055, 8084),
             audit: AuditSettings::default(),
             registration: RegistrationSettings::default(),
+            delivery: crate::delivery::DeliverySettings::default(),
         }
     }
 }

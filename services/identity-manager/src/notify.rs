@@ -44,6 +44,7 @@ pub(crate) async fn request_in(
             channel: channel.as_str().into(),
             recipient: recipient.into(),
             data: data.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            contacts: None,
         })
         .build();
     spid_events::outbox::enqueue(conn, spid_types::topics::NOTIFICATION, &event).await.map_err(crate::store::db_err)

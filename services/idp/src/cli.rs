@@ -169,6 +169,9 @@ async fn run_one(config: &Config, name: ServiceName, shutdown: CancellationToken
         config.registration.sources()?;
         config.registration.evidence_keys_dir()?;
     }
+    if name == ServiceName::Notification {
+        config.delivery.require_channels()?;
+    }
     let bus = crate::deps::bus(config).await?;
     let deps = crate::deps::for_service(config, name, bus).await?;
     tracing::info!(service = %name, grpc = %config.service(name).grpc_listen, http = %config.service(name).http_listen, "starting");

@@ -14,11 +14,15 @@ use crate::domain::{Channel, Notifier, SendMessage};
 pub fn grpc(notifier: Arc<Notifier>) -> spid_server::grpc::GrpcServer {
     let mut routes = tonic::service::RoutesBuilder::default();
     routes.add_service(pb::notifications_server::NotificationsServer::new(Api(notifier.clone())));
+    routes.add_service(pb::deliveries_server::DeliveriesServer::new(Api(notifier.clone())));
+    routes.add_service(pb::preferences_server::PreferencesServer::new(Api(notifier.clone())));
     routes.add_service(pb::dev_outbox_server::DevOutboxServer::new(Api(notifier)));
     spid_server::grpc::GrpcServer::new(
         routes,
         vec![
             pb::notifications_server::NotificationsServer::<Api>::NAME,
+            pb::deliveries_server::DeliveriesServer::<Api>::NAME,
+            pb::preferences_server::PreferencesServer::<Api>::NAME,
             pb::dev_outbox_server::DevOutboxServer::<Api>::NAME,
         ],
     )
@@ -98,8 +102,65 @@ impl pb::dev_outbox_server::DevOutbox for Api {
                     subject: e.subject,
                     body: e.body,
                     created_at: Some(spid_proto::time::to_wire(e.created_at)),
+                    status: e.status,
                 })
                 .collect(),
         }))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::deliveries_server::Deliveries for Api {
+    async fn list_failed(
+        &self,
+        request: Request<pb::ListFailedRequest>,
+    ) -> Result<Response<pb::ListFailedResponse>, Status> {
+        let limit = match request.into_inner().limit {
+            0 => 100,
+            n => n,
+        };
+        let failed = self.0.failed(limit).await.map_err(to_status)?;
+        Ok(Response::new(pb::ListFailedResponse {
+            messages: failed
+                .into_iter()
+                .map(|m| pb::FailedMessage {
+                    channel: channel_to_pb(&m.channel) as i32,
+                    id: m.id,
+                    recipient: m.recipient,
+                    template: m.template,
+                    subject_id: m.subject_id,
+                    attempts: m.attempts,
+                    last_error: m.last_error,
+                    created_at: Some(spid_proto::time::to_wire(m.created_at)),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn retry(&self, request: Request<pb::RetryRequest>) -> Result<Response<pb::RetryResponse>, Status> {
+        let r = request.into_inner();
+        self.0.retry(&r.message_id, &r.operator).await.map_err(to_status)?;
+        Ok(Response::new(pb::RetryResponse {}))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::preferences_server::Preferences for Api {
+    async fn get(
+        &self,
+        request: Request<pb::GetPreferencesRequest>,
+    ) -> Result<Response<pb::NotificationPreferences>, Status> {
+        let subject_id = request.into_inner().subject_id;
+        let on = self.0.use_notices(&subject_id).await.map_err(to_status)?;
+        Ok(Response::new(pb::NotificationPreferences { subject_id, credential_use_email: on }))
+    }
+
+    async fn set(
+        &self,
+        request: Request<pb::SetPreferencesRequest>,
+    ) -> Result<Response<pb::NotificationPreferences>, Status> {
+        let p = request.into_inner().preferences.unwrap_or_default();
+        self.0.set_use_notices(&p.subject_id, p.credential_use_email).await.map_err(to_status)?;
+        Ok(Response::new(p))
     }
 }

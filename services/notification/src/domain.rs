@@ -5,10 +5,13 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use spid_events::{EventBuilder, OutboxRelay};
-use spid_proto::events::v1::NotificationDelivered;
 use spid_types::{Clock, ErrorKind, ServiceError};
 
-use crate::store::{NewMessage, Store};
+use spid_proto::events::v1::actor::Kind;
+use tokio::sync::Notify;
+
+use crate::delivery::Transports;
+use crate::store::{FailedMessage, NewMessage, Status, Store};
 use crate::templates::Templates;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,21 +89,35 @@ pub struct Notifier {
     templates: Templates,
     clock: Arc<dyn Clock>,
     relay: OutboxRelay,
+    transports: Transports,
+    wake: Arc<Notify>,
     dev_outbox: bool,
 }
 
 const MAX_DATA_VALUE: usize = 512;
 const MAX_KEY: usize = 128;
 
+/// The UA-1 notice of every use of the credentials: sent only to holders
+/// who asked for it.
+pub const USE_NOTICE: &str = "credentials-used";
+
 impl Notifier {
-    /// `dev_outbox`: deliver to the development outbox (development mode).
-    pub fn new(store: Store, clock: Arc<dyn Clock>, relay: OutboxRelay, dev_outbox: bool) -> Result<Self, String> {
+    /// `dev_outbox`: `GET /dev/outbox` lists every message (development).
+    /// `wake` tells the delivery worker a message is waiting.
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        relay: OutboxRelay,
+        transports: Transports,
+        wake: Arc<Notify>,
+        dev_outbox: bool,
+    ) -> Result<Self, String> {
         let templates = Templates::load()?;
-        Ok(Self { store, templates, clock, relay, dev_outbox })
+        Ok(Self { store, templates, clock, relay, transports, wake, dev_outbox })
     }
 
-    /// Validates, renders, stores and delivers a message, and records the
-    /// delivery on the audit topic — the last two in one transaction.
+    /// Validates, renders and stores a message for delivery; it is
+    /// accepted once stored, and the delivery worker takes it from there.
     pub async fn send(&self, req: SendMessage) -> Result<Accepted, ServiceError> {
         let channel = req.channel.ok_or_else(|| ServiceError::invalid("channel.missing", "channel is required"))?;
         validate_recipient(channel, &req.recipient)?;
@@ -117,13 +134,16 @@ impl Notifier {
                 None => return Err(ServiceError::invalid("data.missing", format!("data \"{key}\" is required"))),
             }
         }
+        if req.data.values().any(|v| v.len() > MAX_DATA_VALUE) {
+            return Err(ServiceError::invalid("data.invalid", "data values are at most 512 bytes"));
+        }
         if req.idempotency_key.len() > MAX_KEY || req.subject_id.len() > MAX_KEY {
             return Err(ServiceError::invalid(
                 "key.too_long",
                 "idempotency_key and subject_id are at most 128 characters",
             ));
         }
-        if !self.dev_outbox {
+        if self.transports.get(channel).is_none() {
             return Err(ServiceError::new(
                 ErrorKind::FailedPrecondition,
                 "channel.not_configured",
@@ -136,38 +156,67 @@ impl Notifier {
             return Ok(existing);
         }
         let rendered = self.templates.render(&req.template, locale, &req.data)?;
-        let now = self.clock.now();
-        let message_id = uuid::Uuid::now_v7().to_string();
+        let status = if req.template == USE_NOTICE && !self.store.wants_use_notices(&req.subject_id).await? {
+            Status::Suppressed
+        } else {
+            Status::Pending
+        };
         let digest = hex::encode(Sha256::digest(format!("{}\n{}", rendered.subject, rendered.body)));
-        let event = EventBuilder::new(crate::SERVICE.as_str(), "notification.delivered", &message_id, &*self.clock)
-            .payload(&NotificationDelivered {
-                message_id: message_id.clone(),
-                channel: channel.as_str().to_owned(),
-                recipient: req.recipient.clone(),
-                content_sha256: digest,
-                outcome: "delivered:dev-outbox".to_owned(),
-            })
-            .build();
-        let stored = self
+        let message_id = uuid::Uuid::now_v7().to_string();
+        let accepted = self
             .store
-            .insert_delivered(
-                NewMessage {
-                    id: &message_id,
-                    idempotency_key: (!req.idempotency_key.is_empty()).then_some(req.idempotency_key.as_str()),
-                    channel,
-                    recipient: &req.recipient,
-                    template: &req.template,
-                    locale,
-                    subject: &rendered.subject,
-                    body: &rendered.body,
-                    subject_id: &req.subject_id,
-                    at: now,
-                },
-                &event,
-            )
+            .insert(NewMessage {
+                id: &message_id,
+                idempotency_key: (!req.idempotency_key.is_empty()).then_some(req.idempotency_key.as_str()),
+                channel,
+                recipient: &req.recipient,
+                template: &req.template,
+                locale,
+                subject: &rendered.subject,
+                body: &rendered.body,
+                content_sha256: &digest,
+                subject_id: &req.subject_id,
+                status,
+                at: self.clock.now(),
+            })
             .await?;
+        self.wake.notify_one();
+        Ok(accepted)
+    }
+
+    /// Dead-lettered messages, newest first (operators).
+    pub async fn failed(&self, limit: u32) -> Result<Vec<FailedMessage>, ServiceError> {
+        self.store.dead(limit.clamp(1, 1000)).await
+    }
+
+    /// Puts a dead-lettered message back for delivery; the operator's
+    /// action is audited.
+    pub async fn retry(&self, message_id: &str, operator: &str) -> Result<(), ServiceError> {
+        if operator.trim().is_empty() || operator.len() > MAX_KEY {
+            return Err(ServiceError::invalid("operator.missing", "the operator acting is required"));
+        }
+        let event = EventBuilder::new(crate::SERVICE.as_str(), "notification.requeued", message_id, &*self.clock)
+            .actor(Kind::Operator, operator)
+            .reason("dead-lettered message put back for delivery")
+            .build();
+        if !self.store.requeue(message_id, self.clock.now(), &event).await? {
+            return Err(ServiceError::not_found("message.not_dead", format!("no dead-lettered message {message_id}")));
+        }
         self.relay.wake();
-        Ok(stored)
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// The holder's opt-in to an e-mail on every use of the credentials
+    /// (UA-1).
+    pub async fn use_notices(&self, subject_id: &str) -> Result<bool, ServiceError> {
+        check_subject(subject_id)?;
+        self.store.wants_use_notices(subject_id).await
+    }
+
+    pub async fn set_use_notices(&self, subject_id: &str, on: bool) -> Result<(), ServiceError> {
+        check_subject(subject_id)?;
+        self.store.set_use_notices(subject_id, on, self.clock.now()).await
     }
 
     /// Development outbox, newest last.
@@ -177,6 +226,13 @@ impl Notifier {
         }
         self.store.outbox(limit.clamp(1, 1000)).await
     }
+}
+
+fn check_subject(subject_id: &str) -> Result<(), ServiceError> {
+    if subject_id.is_empty() || subject_id.len() > MAX_KEY {
+        return Err(ServiceError::invalid("subject.invalid", "subject_id is required (at most 128 characters)"));
+    }
+    Ok(())
 }
 
 use spid_types::contact::{is_e164, is_email};
@@ -210,78 +266,5 @@ mod tests {
         assert!(!is_e164("3331234567"));
         assert!(!is_e164("+39 333 1234567"));
         assert!(validate_recipient(Channel::Sms, "mario@example.it").is_err());
-    }
-}
-
-#[cfg(test)]
-mod send_tests {
-    use super::*;
-
-    async fn notifier(dir: &std::path::Path, dev: bool) -> (Notifier, OutboxRelay) {
-        let bus = spid_server::testkit::bus(dir).await.unwrap();
-        let db = spid_server::testkit::database(dir, "notification").await.unwrap();
-        crate::migrate(&db).await.unwrap();
-        let relay = OutboxRelay::new(db.clone(), bus, spid_telemetry::Metrics::new("t").unwrap(), "t");
-        let n = Notifier::new(Store::new(db), Arc::new(spid_types::SystemClock), relay.clone(), dev).unwrap();
-        (n, relay)
-    }
-
-    fn otp(key: &str) -> SendMessage {
-        SendMessage {
-            channel: Some(Channel::Sms),
-            recipient: "+393331234567".into(),
-            template: "otp-code".into(),
-            locale: String::new(),
-            data: [("code".to_owned(), "123456".to_owned()), ("minutes".to_owned(), "5".to_owned())].into(),
-            idempotency_key: key.into(),
-            subject_id: "LPDA0000000001".into(),
-        }
-    }
-
-    #[tokio::test]
-    async fn sends_to_the_outbox_once_per_idempotency_key_with_an_audit_event() {
-        let dir = tempfile::tempdir().unwrap();
-        let (n, relay) = notifier(dir.path(), true).await;
-        let first = n.send(otp("k1")).await.unwrap();
-        let again = n.send(otp("k1")).await.unwrap();
-        assert_eq!(first.message_id, again.message_id);
-        n.send(otp("")).await.unwrap();
-        let outbox = n.dev_outbox(10).await.unwrap();
-        assert_eq!(outbox.len(), 2);
-        assert_eq!(outbox[0].id, first.message_id, "oldest first");
-        assert!(outbox[0].body.contains("123456") && outbox[0].subject == "Codice di verifica");
-        assert_eq!(relay.pending().await.unwrap(), 2, "one audit event per delivered message");
-        assert_eq!(relay.relay_batch().await.unwrap(), 2);
-        assert_eq!(relay.pending().await.unwrap(), 0);
-    }
-
-    #[tokio::test]
-    async fn bad_requests_are_refused_with_their_reason_and_change_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let (n, relay) = notifier(dir.path(), true).await;
-        let cases: Vec<(SendMessage, &str)> = vec![
-            (SendMessage { channel: None, ..otp("") }, "channel.missing"),
-            (SendMessage { recipient: "mario@example.it".into(), ..otp("") }, "recipient.invalid"),
-            (SendMessage { template: "welcome-bonus".into(), ..otp("") }, "template.unknown"),
-            (SendMessage { locale: "fr".into(), ..otp("") }, "locale.unsupported"),
-            (SendMessage { data: [("code".to_owned(), "1".to_owned())].into(), ..otp("") }, "data.missing"),
-            (SendMessage { idempotency_key: "k".repeat(200), ..otp("") }, "key.too_long"),
-        ];
-        for (req, code) in cases {
-            let err = n.send(req).await.unwrap_err();
-            assert_eq!(err.code, code);
-            assert_eq!(err.kind, ErrorKind::InvalidInput);
-        }
-        assert!(n.dev_outbox(10).await.unwrap().is_empty());
-        assert_eq!(relay.pending().await.unwrap(), 0);
-    }
-
-    #[tokio::test]
-    async fn production_without_a_channel_refuses_instead_of_pretending() {
-        let dir = tempfile::tempdir().unwrap();
-        let (n, _) = notifier(dir.path(), false).await;
-        let err = n.send(otp("")).await.unwrap_err();
-        assert_eq!(err.code, "channel.not_configured");
-        assert_eq!(n.dev_outbox(10).await.unwrap_err().code, "dev_outbox.disabled");
     }
 }

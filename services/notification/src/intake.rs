@@ -14,6 +14,7 @@ use spid_proto::events::v1::{Envelope, NotificationRequested};
 use spid_types::ErrorKind;
 
 use crate::domain::{Channel, Notifier, SendMessage};
+use crate::policy::{self, Contacts};
 
 /// The consumer group of notification.
 pub const CONSUMER_GROUP: &str = "notification";
@@ -22,21 +23,39 @@ pub struct Intake {
     pub notifier: Arc<Notifier>,
 }
 
-/// What a requested message becomes; `Err` is why it never can be sent.
-pub fn to_send(event: &Envelope) -> Result<SendMessage, String> {
+/// The messages a request becomes, one per channel; `Err` is why it never
+/// can be sent. With an explicit channel, that channel and recipient; with
+/// the holder's contacts, the channels the message calls for
+/// ([`crate::policy`]).
+pub fn to_send(event: &Envelope) -> Result<Vec<SendMessage>, String> {
     let requested = spid_events::envelope::payload_of::<NotificationRequested>(event)
         .ok_or_else(|| format!("event {} is not a NotificationRequested", event.event_id))?;
-    let channel =
-        Channel::parse(&requested.channel).ok_or_else(|| format!("unknown channel {:?}", requested.channel))?;
-    Ok(SendMessage {
-        channel: Some(channel),
-        recipient: requested.recipient,
-        template: requested.template,
-        locale: requested.locale,
-        data: requested.data.into_iter().collect(),
-        idempotency_key: format!("event:{}:{}", event.event_id, channel.as_str()),
-        subject_id: event.aggregate_id.clone(),
-    })
+    let targets = if requested.channel.is_empty() {
+        let c = requested.contacts.clone().unwrap_or_default();
+        let given = |s: String| (!s.is_empty()).then_some(s);
+        let contacts = Contacts { email: given(c.email), mobile: given(c.mobile), pec: given(c.pec) };
+        let targets = policy::channels(&requested.template, &contacts);
+        if targets.is_empty() {
+            return Err(format!("no contact to send {:?} to", requested.template));
+        }
+        targets
+    } else {
+        let channel =
+            Channel::parse(&requested.channel).ok_or_else(|| format!("unknown channel {:?}", requested.channel))?;
+        vec![(channel, requested.recipient.clone())]
+    };
+    Ok(targets
+        .into_iter()
+        .map(|(channel, recipient)| SendMessage {
+            channel: Some(channel),
+            recipient,
+            template: requested.template.clone(),
+            locale: requested.locale.clone(),
+            data: requested.data.clone().into_iter().collect(),
+            idempotency_key: format!("event:{}:{}", event.event_id, channel.as_str()),
+            subject_id: event.aggregate_id.clone(),
+        })
+        .collect())
 }
 
 #[async_trait]
@@ -44,12 +63,14 @@ impl MessageHandler for Intake {
     async fn handle(&self, delivery: &Delivery) -> Result<(), HandlerError> {
         let event = Envelope::decode(delivery.payload.as_slice())
             .map_err(|e| HandlerError::Poison(format!("not an event envelope: {e}")))?;
-        let message = to_send(&event).map_err(HandlerError::Poison)?;
-        match self.notifier.send(message).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind == ErrorKind::InvalidInput => Err(HandlerError::Poison(e.to_string())),
-            Err(e) => Err(HandlerError::Retry(e.to_string())),
+        for message in to_send(&event).map_err(HandlerError::Poison)? {
+            match self.notifier.send(message).await {
+                Ok(_) => {}
+                Err(e) if e.kind == ErrorKind::InvalidInput => return Err(HandlerError::Poison(e.to_string())),
+                Err(e) => return Err(HandlerError::Retry(e.to_string())),
+            }
         }
+        Ok(())
     }
 }
 
@@ -67,6 +88,7 @@ mod tests {
                 channel: "email".into(),
                 recipient: "mario.rossi@example.it".into(),
                 data: data.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+                contacts: None,
             })
             .build()
     }
@@ -84,13 +106,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_redelivered_request_is_sent_once_and_bad_ones_are_poison() {
-        let dir = tempfile::tempdir().unwrap();
-        let bus = spid_server::testkit::bus(dir.path()).await.unwrap();
-        let db = spid_server::testkit::database(dir.path(), "notification").await.unwrap();
-        crate::migrate(&db).await.unwrap();
-        let relay = spid_events::OutboxRelay::new(db.clone(), bus, spid_telemetry::Metrics::new("t").unwrap(), "t");
-        let notifier =
-            Arc::new(Notifier::new(crate::store::Store::new(db), Arc::new(SystemClock), relay, true).unwrap());
+        let w = crate::tests::world(crate::delivery::Transports::dev_outbox()).await;
+        let notifier = w.notifier.clone();
         let intake = Intake { notifier: notifier.clone() };
 
         let event = requested("identity-activated", &[("spid_code", "XIDPABCDEFGHIJ")]);
@@ -108,5 +125,54 @@ mod tests {
         let garbage = Delivery { payload: b"not protobuf".to_vec(), ..delivery(&event) };
         assert!(matches!(intake.handle(&garbage).await, Err(HandlerError::Poison(_))));
         assert_eq!(notifier.dev_outbox(10).await.unwrap().len(), 1, "nothing else was sent");
+    }
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+    use spid_events::EventBuilder;
+    use spid_proto::events::v1::Contacts as WireContacts;
+    use spid_types::SystemClock;
+
+    fn by_contacts(template: &str, mobile: &str) -> Envelope {
+        EventBuilder::new("identity-manager", "notification.requested", "XIDPABCDEFGHIJ", &SystemClock)
+            .payload(&NotificationRequested {
+                template: template.into(),
+                locale: "it".into(),
+                channel: String::new(),
+                recipient: String::new(),
+                data: [("cause".to_owned(), "furto".to_owned()), ("date".to_owned(), "2026-12-02".to_owned())].into(),
+                contacts: Some(WireContacts {
+                    email: "mario.rossi@example.it".into(),
+                    mobile: mobile.into(),
+                    pec: String::new(),
+                }),
+            })
+            .build()
+    }
+
+    #[test]
+    fn a_request_with_contacts_becomes_one_message_per_channel_the_message_calls_for() {
+        let event = by_contacts("identity-suspended", "+393331234567");
+        let messages = to_send(&event).unwrap();
+        let got: Vec<_> =
+            messages.iter().map(|m| (m.channel, m.recipient.as_str(), m.idempotency_key.clone())).collect();
+        assert_eq!(
+            got,
+            [
+                (Some(Channel::Email), "mario.rossi@example.it", format!("event:{}:email", event.event_id)),
+                (Some(Channel::Sms), "+393331234567", format!("event:{}:sms", event.event_id)),
+            ]
+        );
+        assert!(messages.iter().all(|m| m.subject_id == "XIDPABCDEFGHIJ"));
+        let minor = to_send(&by_contacts("identity-suspended", "")).unwrap();
+        assert_eq!(minor.len(), 1, "no mobile: e-mail only");
+        let mut nobody = by_contacts("identity-suspended", "");
+        nobody.payload = EventBuilder::new("x", "y", "z", &SystemClock)
+            .payload(&NotificationRequested { template: "identity-suspended".into(), ..Default::default() })
+            .build()
+            .payload;
+        assert!(to_send(&nobody).unwrap_err().contains("no contact"));
     }
 }

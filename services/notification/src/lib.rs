@@ -1,17 +1,26 @@
 //! notification: delivers the messages the IdP owes its holders (NOT-1..3).
 //!
-//! Today: the synchronous `Send` for codes, the consumer of the
-//! notification topic (messages other services ask for through their
-//! outbox, idempotent per event and channel), the Italian and English
-//! templates, the development outbox (`GET /dev/outbox`), and a delivery
-//! trace on the audit topic for every message. SMTP, PEC and SMS channels
-//! and retries build on this.
+//! Messages come in through the synchronous `Send` (codes, where the caller
+//! must know the message was accepted) and the consumer of the notification
+//! topic (what other services ask for through their outbox; idempotent per
+//! event and channel). Each is validated, rendered from its Italian or
+//! English template and stored; the delivery worker then hands it to its
+//! channel (e-mail and PEC over SMTP, SMS through an HTTP gateway, or the
+//! development outbox), retries with backoff, dead-letters what cannot be
+//! delivered for the operators, and traces every outcome on the audit
+//! topic.
 
 mod api;
+mod delivery;
 mod domain;
 mod intake;
+mod policy;
+mod sms;
+mod smtp;
 mod store;
 mod templates;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
@@ -19,6 +28,7 @@ use spid_config::Config;
 use spid_server::{CancellationToken, Deps, RunError};
 use spid_types::ServiceName;
 
+pub use delivery::{Failure, Outgoing, RetryPolicy, Transport, Transports};
 pub use domain::{Accepted, Channel, Notifier, SendMessage};
 
 pub const SERVICE: ServiceName = ServiceName::Notification;
@@ -36,10 +46,35 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
     migrate(&deps.db).await?;
     let relay =
         spid_events::OutboxRelay::new(deps.db.clone(), deps.bus.clone(), deps.metrics.clone(), SERVICE.as_str());
+    let delivery = &config.delivery;
+    let transports = transports(delivery).map_err(RunError::new)?;
+    let store = store::Store::new(deps.db.clone());
+    let wake = Arc::new(tokio::sync::Notify::new());
     let notifier = Arc::new(
-        Notifier::new(store::Store::new(deps.db.clone()), deps.clock.clone(), relay.clone(), config.is_dev())
-            .map_err(RunError::new)?,
+        Notifier::new(
+            store.clone(),
+            deps.clock.clone(),
+            relay.clone(),
+            transports.clone(),
+            wake.clone(),
+            config.is_dev(),
+        )
+        .map_err(RunError::new)?,
     );
+    let worker = delivery::Worker {
+        store,
+        transports,
+        policy: RetryPolicy {
+            max_attempts: delivery.max_attempts,
+            base: delivery.retry_base,
+            max: delivery.retry_max,
+            lease: delivery.lease,
+        },
+        clock: deps.clock.clone(),
+        relay: relay.clone(),
+        wake,
+        concurrency: delivery.concurrency,
+    };
     let consumer = spid_events::run_consumer(
         deps.bus.clone(),
         intake::CONSUMER_GROUP.to_owned(),
@@ -52,8 +87,33 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
         common: deps.http_common(SERVICE, deps.health()),
         http_routes: api::http_routes(notifier.clone()),
         grpc: api::grpc(notifier),
-        background: vec![Box::pin(relay.run(shutdown.clone())), Box::pin(consumer)],
+        background: vec![
+            Box::pin(relay.run(shutdown.clone())),
+            Box::pin(consumer),
+            Box::pin(worker.run(shutdown.clone())),
+        ],
         listeners: deps.listeners,
     };
     spid_server::host::serve(parts, shutdown).await
+}
+
+/// The configured channels; in development, the unconfigured ones go to
+/// the development outbox.
+fn transports(config: &spid_config::delivery::DeliveryConfig) -> Result<Transports, String> {
+    let fallback = config.dev_outbox.then(Transports::dev_outbox);
+    let smtp = |c: &Option<spid_config::delivery::SmtpConfig>| -> Result<Option<Arc<dyn Transport>>, String> {
+        Ok(match c {
+            Some(c) => Some(Arc::new(smtp::Smtp::new(c)?)),
+            None => None,
+        })
+    };
+    let sms: Option<Arc<dyn Transport>> = match &config.sms {
+        Some(c) => Some(Arc::new(sms::SmsGateway::new(c)?)),
+        None => None,
+    };
+    Ok(Transports {
+        email: smtp(&config.email)?.or_else(|| fallback.as_ref().and_then(|f| f.email.clone())),
+        sms: sms.or_else(|| fallback.as_ref().and_then(|f| f.sms.clone())),
+        pec: smtp(&config.pec)?.or_else(|| fallback.as_ref().and_then(|f| f.pec.clone())),
+    })
 }

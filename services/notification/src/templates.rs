@@ -25,6 +25,38 @@ const SOURCES: &[(&str, &str)] = &[
     ("appointment-confirmed.en", include_str!("../templates/appointment-confirmed.en.txt")),
     ("request-lapsed.it", include_str!("../templates/request-lapsed.it.txt")),
     ("request-lapsed.en", include_str!("../templates/request-lapsed.en.txt")),
+    ("identity-suspended.it", include_str!("../templates/identity-suspended.it.txt")),
+    ("identity-suspended.en", include_str!("../templates/identity-suspended.en.txt")),
+    ("identity-restored.it", include_str!("../templates/identity-restored.it.txt")),
+    ("identity-restored.en", include_str!("../templates/identity-restored.en.txt")),
+    ("revocation-warning.it", include_str!("../templates/revocation-warning.it.txt")),
+    ("revocation-warning.en", include_str!("../templates/revocation-warning.en.txt")),
+    ("identity-revoked.it", include_str!("../templates/identity-revoked.it.txt")),
+    ("identity-revoked.en", include_str!("../templates/identity-revoked.en.txt")),
+    ("document-expiry-reminder.it", include_str!("../templates/document-expiry-reminder.it.txt")),
+    ("document-expiry-reminder.en", include_str!("../templates/document-expiry-reminder.en.txt")),
+    ("document-expired.it", include_str!("../templates/document-expired.it.txt")),
+    ("document-expired.en", include_str!("../templates/document-expired.en.txt")),
+    ("password-expiry-reminder.it", include_str!("../templates/password-expiry-reminder.it.txt")),
+    ("password-expiry-reminder.en", include_str!("../templates/password-expiry-reminder.en.txt")),
+    ("attribute-change-requested.it", include_str!("../templates/attribute-change-requested.it.txt")),
+    ("attribute-change-requested.en", include_str!("../templates/attribute-change-requested.en.txt")),
+    ("attribute-changed.it", include_str!("../templates/attribute-changed.it.txt")),
+    ("attribute-changed.en", include_str!("../templates/attribute-changed.en.txt")),
+    ("credentials-used.it", include_str!("../templates/credentials-used.it.txt")),
+    ("credentials-used.en", include_str!("../templates/credentials-used.en.txt")),
+    ("minor-verification-code.it", include_str!("../templates/minor-verification-code.it.txt")),
+    ("minor-verification-code.en", include_str!("../templates/minor-verification-code.en.txt")),
+    ("minor-turns-14.it", include_str!("../templates/minor-turns-14.it.txt")),
+    ("minor-turns-14.en", include_str!("../templates/minor-turns-14.en.txt")),
+    ("minor-turns-18.it", include_str!("../templates/minor-turns-18.it.txt")),
+    ("minor-turns-18.en", include_str!("../templates/minor-turns-18.en.txt")),
+    ("parental-authorisation-request.it", include_str!("../templates/parental-authorisation-request.it.txt")),
+    ("parental-authorisation-request.en", include_str!("../templates/parental-authorisation-request.en.txt")),
+    ("minor-suspended.it", include_str!("../templates/minor-suspended.it.txt")),
+    ("minor-suspended.en", include_str!("../templates/minor-suspended.en.txt")),
+    ("idp-cessation.it", include_str!("../templates/idp-cessation.it.txt")),
+    ("idp-cessation.en", include_str!("../templates/idp-cessation.en.txt")),
 ];
 
 /// Template names and the data keys each one requires.
@@ -39,6 +71,25 @@ pub const TEMPLATES: &[(&str, &[&str])] = &[
     ("final-documents", &[]),
     ("appointment-confirmed", &["when"]),
     ("request-lapsed", &[]),
+    // Lifecycle (LC-2..LC-6, LC-9) and use notices (UA-1).
+    ("identity-suspended", &["cause", "date"]),
+    ("identity-restored", &["date"]),
+    ("revocation-warning", &["days", "date"]),
+    ("identity-revoked", &["cause", "date"]),
+    ("document-expiry-reminder", &["expiry_date"]),
+    ("document-expired", &["date"]),
+    ("password-expiry-reminder", &["expiry_date"]),
+    ("attribute-change-requested", &["attribute"]),
+    ("attribute-changed", &["attribute", "date"]),
+    ("credentials-used", &["sp", "level", "when"]),
+    // Minors (MIN-1, MIN-4, MIN-5, MIN-7).
+    ("minor-verification-code", &["code", "minor_name"]),
+    ("minor-turns-14", &["minor_name"]),
+    ("minor-turns-18", &[]),
+    ("parental-authorisation-request", &["minor_name", "sp", "when"]),
+    ("minor-suspended", &["minor_name", "date"]),
+    // `successor` is optional: named only when another provider takes over.
+    ("idp-cessation", &["date"]),
 ];
 
 pub struct Templates {
@@ -109,5 +160,54 @@ mod tests {
         let it = t.render("otp-code", Locale::It, &data).unwrap();
         assert_eq!(it.subject, "Codice di verifica");
         assert!(it.body.starts_with("Il tuo codice di verifica è 123456."));
+    }
+
+    fn data(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn lifecycle_and_use_notices_read_right_in_both_languages() {
+        let t = Templates::load().unwrap();
+
+        let suspended = data(&[("cause", "richiesta del titolare"), ("date", "12/03/2025")]);
+        let it = t.render("identity-suspended", Locale::It, &suspended).unwrap();
+        assert_eq!(it.subject, "Identità SPID sospesa");
+        assert!(it.body.starts_with("Gentile utente,"), "{}", it.body);
+        assert!(
+            it.body.contains("è stata sospesa il 12/03/2025 per questo motivo: richiesta del titolare."),
+            "{}",
+            it.body
+        );
+        assert!(it.body.contains("dopo 30 giorni"), "{}", it.body);
+        let suspended = data(&[("cause", "holder's request"), ("date", "12/03/2025")]);
+        let en = t.render("identity-suspended", Locale::En, &suspended).unwrap();
+        assert_eq!(en.subject, "SPID identity suspended");
+        assert!(en.body.contains("was suspended on 12/03/2025 for this reason: holder's request."), "{}", en.body);
+
+        let used = data(&[("sp", "INPS"), ("level", "2"), ("when", "12/03/2025 10:15")]);
+        let it = t.render("credentials-used", Locale::It, &used).unwrap();
+        assert!(
+            it.body.contains("il 12/03/2025 10:15 per accedere al servizio INPS (livello di sicurezza SPID: 2)"),
+            "{}",
+            it.body
+        );
+        assert!(it.body.contains("chiedi subito la sospensione"), "{}", it.body);
+        let en = t.render("credentials-used", Locale::En, &used).unwrap();
+        assert!(en.body.contains("to sign in to the service INPS (SPID security level: 2)"), "{}", en.body);
+
+        // One day left reads in the singular.
+        let tomorrow = data(&[("days", "1"), ("date", "13/03/2025")]);
+        let it = t.render("revocation-warning", Locale::It, &tomorrow).unwrap();
+        assert!(it.body.contains("tra 1 giorno, il 13/03/2025."), "{}", it.body);
+        let en = t.render("revocation-warning", Locale::En, &tomorrow).unwrap();
+        assert!(en.body.contains("in 1 day, on 13/03/2025."), "{}", en.body);
+
+        // The successor is optional.
+        let alone = t.render("idp-cessation", Locale::It, &data(&[("date", "30/06/2025")])).unwrap();
+        assert!(alone.body.contains("a un altro gestore"), "{}", alone.body);
+        let taken_over = data(&[("date", "30/06/2025"), ("successor", "Gestore Esempio S.p.A.")]);
+        let en = t.render("idp-cessation", Locale::En, &taken_over).unwrap();
+        assert!(en.body.contains("taken over by Gestore Esempio S.p.A."), "{}", en.body);
     }
 }
