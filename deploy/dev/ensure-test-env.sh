@@ -43,6 +43,11 @@ if ! python3 -c "import codicefiscale" >/dev/null 2>&1; then
   say "installing python-codicefiscale (PyPI)"
   python3 -m pip install --quiet --disable-pip-version-check python-codicefiscale==0.12.1
 fi
+# The mail server the notification tests deliver to.
+if ! python3 -c "import aiosmtpd" >/dev/null 2>&1; then
+  say "installing aiosmtpd (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check aiosmtpd==1.4.6
+fi
 
 # --- the Kafka-protocol broker ----------------------------------------------
 # tansu with its SQLite-compatible (libsql) storage, built once into the

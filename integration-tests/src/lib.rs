@@ -385,3 +385,53 @@ impl Drop for DevProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A test server from `integration-tests/fixtures` (Python, loopback only),
+/// killed when dropped.
+pub struct Fixture {
+    child: Child,
+    pub port: u16,
+    /// The JSON-lines file it records what it received in.
+    pub log: PathBuf,
+}
+
+impl Fixture {
+    /// Starts `fixtures/<script>` on a free port with `--log` in `dir` and
+    /// `args`, and waits until it says it is ready.
+    pub fn start(script: &str, dir: &Path, args: &[&str]) -> Self {
+        let port = free_port();
+        let log = dir.join(format!("{}-{port}.jsonl", script.trim_end_matches(".py")));
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(script);
+        let mut child = Command::new("python3")
+            .arg(&path)
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--log")
+            .arg(&log)
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("fixture output");
+        assert!(line.starts_with("ready"), "{script} did not start: {line:?}");
+        Self { child, port, log }
+    }
+
+    /// What it recorded so far, one JSON value per request.
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -6,5 +6,6 @@
 
 mod dev_mode;
 mod events;
+mod notification;
 mod registration;
 mod startup;
