@@ -75,6 +75,43 @@ sources_client_key = "/etc/spid-idp-sources/client.key"
 {{- if .Values.signatureTrust.existingConfigMap }}
 signature_trust_file = "/etc/spid-idp-trust/qualified-cas.pem"
 {{- end }}
+{{- with $c.delivery }}
+
+[delivery]
+max_attempts = {{ .maxAttempts | int }}
+retry_base_secs = {{ .retryBaseSecs | int }}
+retry_max_secs = {{ .retryMaxSecs | int }}
+lease_secs = {{ .leaseSecs | int }}
+concurrency = {{ .concurrency | int }}
+{{- range $channel := list "email" "pec" }}
+{{- $m := index $c.delivery $channel }}
+{{- if $m.host }}
+
+[delivery.{{ $channel }}]
+host = {{ $m.host | toJson }}
+port = {{ $m.port | int }}
+tls = {{ $m.tls | toJson }}
+from = {{ $m.from | toJson }}
+{{- with $m.username }}
+username = {{ . | toJson }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- with .sms }}
+{{- if .url }}
+
+[delivery.sms]
+url = {{ .url | toJson }}
+format = {{ .format | toJson }}
+to_field = {{ .toField | toJson }}
+text_field = {{ .textField | toJson }}
+sender_field = {{ .senderField | toJson }}
+reference_field = {{ .referenceField | toJson }}
+sender = {{ .sender | toJson }}
+auth_header = {{ .authHeader | toJson }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- $root := . }}
 {{- $services := include "spid-idp.services" . | fromJson }}
 {{- range $key := list "identityManager" "authnGateway" "otpService" "auditLog" "notification" }}

@@ -24,6 +24,30 @@ URLs of those services are included.
     secretKeyRef:
       name: {{ $secret }}
       key: {{ $root.Values.secrets.keys.cacheUrl | required "secrets.keys.cacheUrl is required" }}
+{{- if has "notification" .keys }}
+{{- $d := $root.Values.config.delivery }}
+{{- if and $d.email.host $d.email.username }}
+- name: IDP__DELIVERY__EMAIL__PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ $root.Values.secrets.keys.smtpPassword | required "secrets.keys.smtpPassword is required" }}
+{{- end }}
+{{- if and $d.pec.host $d.pec.username }}
+- name: IDP__DELIVERY__PEC__PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ $root.Values.secrets.keys.pecPassword | required "secrets.keys.pecPassword is required" }}
+{{- end }}
+{{- if $d.sms.url }}
+- name: IDP__DELIVERY__SMS__TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ $root.Values.secrets.keys.smsToken | required "secrets.keys.smsToken is required" }}
+{{- end }}
+{{- end }}
 {{- if $root.Values.config.bus.sasl.enabled }}
 {{- /* Helper variables (not IDP__*, which the services would read as
        settings), expanded by Kubernetes into the librdkafka properties. */}}

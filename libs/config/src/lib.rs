@@ -17,8 +17,8 @@ pub use resolve::{
     SoapSources, SourcesConfig, TelemetryConfig,
 };
 pub use settings::{
-    AuditSettings, BusSettings, CacheSettings, DatabaseSettings, DevSettings, RegistrationSettings, ServiceSettings,
-    Settings, TelemetrySettings,
+    AuditSettings, BusSettings, CacheSettings, DatabaseSettings, DeliverySettings, DevSettings, RegistrationSettings,
+    ServiceSettings, Settings, SmsSettings, SmtpSettings, TelemetrySettings,
 };
 
 use figment::Figment;

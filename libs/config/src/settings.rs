@@ -22,7 +22,7 @@ pub struct Settings {
     pub notification: ServiceSettings,
     pub audit: AuditSettings,
     pub registration: RegistrationSettings,
-    pub delivery: crate::delivery::DeliverySettings,
+    pub delivery: DeliverySettings,
 }
 
 impl Default for Settings {
@@ -42,7 +42,7 @@ impl Default for Settings {
             notification: ServiceSettings::local(50055, 8084),
             audit: AuditSettings::default(),
             registration: RegistrationSettings::default(),
-            delivery: crate::delivery::DeliverySettings::default(),
+            delivery: DeliverySettings::default(),
         }
     }
 }
@@ -249,6 +249,117 @@ impl Default for RegistrationSettings {
             cie_issuer: None,
             cie_client_id: None,
             cie_keys_file: None,
+        }
+    }
+}
+
+/// `[delivery]`: channels and retries of the notification service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliverySettings {
+    /// Attempts per message before it is dead-lettered for the operators.
+    pub max_attempts: u32,
+    /// First retry delay; doubled per attempt, with jitter.
+    pub retry_base_secs: u64,
+    /// Longest retry delay.
+    pub retry_max_secs: u64,
+    /// How long one delivery may take before another worker (or the same
+    /// one after a restart) takes the message over.
+    pub lease_secs: u64,
+    /// Messages delivered at once by one process.
+    pub concurrency: u32,
+    /// E-mail (`[delivery.email]`). Development without a host: the
+    /// development outbox. Production: required.
+    pub email: SmtpSettings,
+    /// PEC through the PEC provider's SMTP server (`[delivery.pec]`).
+    /// Optional: without it PEC messages are refused.
+    pub pec: SmtpSettings,
+    /// SMS through an HTTP gateway (`[delivery.sms]`). Development without a
+    /// URL: the development outbox. Production: required.
+    pub sms: SmsSettings,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            retry_base_secs: 15,
+            retry_max_secs: 3600,
+            lease_secs: 120,
+            concurrency: 16,
+            email: SmtpSettings::default(),
+            pec: SmtpSettings::default(),
+            sms: SmsSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSettings {
+    pub host: Option<String>,
+    /// 0: the port of the TLS mode (465 for `tls`, 587 for `starttls`, 25).
+    pub port: u16,
+    /// `starttls` (default), `tls` (implicit TLS) or `none` (loopback only).
+    pub tls: String,
+    pub username: Option<String>,
+    /// From the secret store (`IDP__DELIVERY__EMAIL__PASSWORD`).
+    pub password: Option<String>,
+    /// The sender, e.g. `SPID XIDP <noreply@idp.example.it>`.
+    pub from: String,
+    pub timeout_secs: u64,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        Self {
+            host: None,
+            port: 0,
+            tls: "starttls".into(),
+            username: None,
+            password: None,
+            from: String::new(),
+            timeout_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsSettings {
+    /// The gateway's send endpoint (POST).
+    pub url: Option<String>,
+    /// `json` (default) or `form` (application/x-www-form-urlencoded).
+    pub format: String,
+    /// Field names of the gateway's request.
+    pub to_field: String,
+    pub text_field: String,
+    pub sender_field: String,
+    /// Our message id, for the gateway's own de-duplication (empty: not sent).
+    pub reference_field: String,
+    /// The sender name or number (empty: the gateway's default).
+    pub sender: String,
+    /// Header carrying the credential, e.g. `Authorization`.
+    pub auth_header: String,
+    /// The header's value, e.g. `Bearer …`, from the secret store
+    /// (`IDP__DELIVERY__SMS__TOKEN`).
+    pub token: Option<String>,
+    pub timeout_secs: u64,
+}
+
+impl Default for SmsSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            format: "json".into(),
+            to_field: "to".into(),
+            text_field: "text".into(),
+            sender_field: "from".into(),
+            reference_field: "reference".into(),
+            sender: String::new(),
+            auth_header: "Authorization".into(),
+            token: None,
+            timeout_secs: 15,
         }
     }
 }
