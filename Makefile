@@ -65,3 +65,4 @@ bench:
 	$(CARGO) bench -p identity-manager --bench credential_check
 	$(CARGO) build --release -p idp
 	SPID_TANSU_BIN=$$(deploy/dev/install-tansu.sh) $(CARGO) bench -p integration-tests --bench audit_ingest
+	SPID_TANSU_BIN=$$(deploy/dev/install-tansu.sh) $(CARGO) bench -p integration-tests --bench notification_delivery
