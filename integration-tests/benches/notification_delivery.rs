@@ -161,6 +161,9 @@ async fn main() {
     println!("| measure | messages/s | ratio |");
     println!("|---|---:|---:|");
     println!("| reference: lettre straight to the SMTP server | {raw:.0} | |");
-    println!("| **Kafka topic → idp notification → SMTP server** | **{pipeline:.0}** | {:.2}× reference |", pipeline / raw);
+    println!(
+        "| **Kafka topic → idp notification → SMTP server** | **{pipeline:.0}** | {:.2}× reference |",
+        pipeline / raw
+    );
     println!("(service start to ready: {:.1} s, not counted)", ready.as_secs_f64());
 }

@@ -24,6 +24,7 @@ use spid_types::{Clock, ServiceError};
 use tokio::sync::Notify;
 
 use crate::domain::Channel;
+use crate::metrics::DeliveryMetrics;
 use crate::store::{Claimed, Outcome, Store};
 
 /// A message as a transport sees it.
@@ -123,16 +124,27 @@ pub struct Worker {
     pub relay: OutboxRelay,
     pub wake: Arc<Notify>,
     pub concurrency: usize,
+    pub metrics: DeliveryMetrics,
 }
 
 /// How often a worker looks for due messages when nothing wakes it (other
 /// replicas' messages, retries coming due).
 const POLL: Duration = Duration::from_millis(500);
 
+/// How often the dead-letter gauge is recounted.
+const GAUGES: Duration = Duration::from_secs(30);
+
 impl Worker {
     pub async fn run(self, shutdown: CancellationToken) {
         let owner = uuid::Uuid::new_v4().to_string();
+        let mut last_refresh: Option<std::time::Instant> = None;
         loop {
+            if last_refresh.is_none_or(|t| t.elapsed() >= GAUGES) {
+                last_refresh = Some(std::time::Instant::now());
+                if let Err(e) = self.refresh_gauges().await {
+                    tracing::warn!(error = %e, "counting dead letters failed");
+                }
+            }
             let busy = match self.deliver_due(&owner).await {
                 Ok(n) => n == self.batch(),
                 Err(e) => {
@@ -149,6 +161,12 @@ impl Worker {
                 () = tokio::time::sleep(POLL) => {}
             }
         }
+    }
+
+    /// Recounts the dead letters for the gauge.
+    pub async fn refresh_gauges(&self) -> Result<(), ServiceError> {
+        self.metrics.dead_letters.set(self.store.count_dead().await?);
+        Ok(())
     }
 
     fn batch(&self) -> usize {
@@ -216,6 +234,7 @@ impl Worker {
         outcome: Outcome,
     ) -> Result<(), ServiceError> {
         let m = &claimed.message;
+        self.metrics.attempts.with_label_values(&[m.channel.as_str(), outcome.label()]).inc();
         let event = EventBuilder::new(crate::SERVICE.as_str(), outcome.event_type(), &m.id, &*self.clock)
             .payload(&NotificationDelivered {
                 message_id: m.id.clone(),

@@ -14,6 +14,7 @@ mod api;
 mod delivery;
 mod domain;
 mod intake;
+mod metrics;
 mod policy;
 mod sms;
 mod smtp;
@@ -74,6 +75,7 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
         relay: relay.clone(),
         wake,
         concurrency: delivery.concurrency,
+        metrics: metrics::DeliveryMetrics::new(deps.metrics.registry()).map_err(RunError::new)?,
     };
     let consumer = spid_events::run_consumer(
         deps.bus.clone(),

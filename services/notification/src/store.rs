@@ -318,6 +318,13 @@ impl Store {
             .collect()
     }
 
+    pub async fn count_dead(&self) -> Result<i64, ServiceError> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE status = 'dead'")
+            .fetch_one(self.db.pool())
+            .await
+            .map_err(db_err)
+    }
+
     /// Dead-lettered messages, newest first.
     pub async fn dead(&self, limit: u32) -> Result<Vec<FailedMessage>, ServiceError> {
         let rows = sqlx::query(

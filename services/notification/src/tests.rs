@@ -82,6 +82,7 @@ pub(crate) async fn world(transports: Transports) -> World {
         relay: relay.clone(),
         wake,
         concurrency: 4,
+        metrics: crate::metrics::DeliveryMetrics::detached().unwrap(),
     };
     World { notifier, worker, relay, clock, db, _dir: dir }
 }
@@ -164,6 +165,7 @@ async fn accepted_once_per_idempotency_key_then_delivered_with_an_audit_trace() 
         audit.iter().all(|(t, o)| t == "notification.delivered" && o.starts_with("delivered (attempt 1, dev-outbox)"))
     );
     assert_eq!(w.pass().await, 0, "nothing delivered twice");
+    assert_eq!(w.worker.metrics.attempts.with_label_values(&["sms", "delivered"]).get(), 2);
     assert_eq!(w.relay.relay_batch().await.unwrap(), 2);
 }
 
@@ -254,6 +256,8 @@ async fn out_of_attempts_or_refused_for_good_is_dead_lettered_and_an_operator_ca
     assert!(t2.last_error.contains("after 3 attempts"), "{}", t2.last_error);
     let dead = w.audit().await.into_iter().filter(|(t, _)| t == "notification.dead_lettered").count();
     assert_eq!(dead, 2);
+    w.worker.refresh_gauges().await.unwrap();
+    assert_eq!(w.worker.metrics.dead_letters.get(), 2);
 
     assert_eq!(w.notifier.retry(&tired, "").await.unwrap_err().code, "operator.missing");
     assert_eq!(w.notifier.retry("no-such-id", "op-1").await.unwrap_err().code, "message.not_dead");
