@@ -261,3 +261,70 @@ async fn a_kill_in_the_middle_of_deliveries_loses_and_doubles_nothing() {
     let (ok, failed, err) = idpctl(&ports, &["notifications", "failed"]);
     assert!(ok && failed.as_array().is_some_and(Vec::is_empty), "{failed} {err}");
 }
+
+/// A certificate for 127.0.0.1, self-signed (the test's private CA).
+fn certificate(dir: &Path) -> (String, String) {
+    let (cert, key) = (dir.join("smtp.crt"), dir.join("smtp.key"));
+    let ok = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap()
+        .status
+        .success();
+    assert!(ok, "openssl req");
+    (cert.display().to_string(), key.display().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pec_goes_over_required_starttls_with_authentication() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::tansu();
+    let ports = Ports::allocate();
+    let (cert, key) = certificate(dir.path());
+    let mail = Fixture::start("smtp_sink.py", dir.path(), &[]);
+    let pec =
+        Fixture::start("smtp_sink.py", dir.path(), &["--tls", &cert, &key, "--auth", "idp@pec.example.it:pec-pw-91"]);
+    let sms = Fixture::start("sms_gateway.py", dir.path(), &["--token", TOKEN]);
+    let port = pec.port.to_string();
+    let settings = [
+        ("IDP__DELIVERY__PEC__HOST", "127.0.0.1"),
+        ("IDP__DELIVERY__PEC__PORT", port.as_str()),
+        ("IDP__DELIVERY__PEC__TLS", "starttls"),
+        ("IDP__DELIVERY__PEC__USERNAME", "idp@pec.example.it"),
+        ("IDP__DELIVERY__PEC__PASSWORD", "pec-pw-91"),
+        ("IDP__DELIVERY__PEC__FROM", "idp@pec.example.it"),
+        ("IDP__DELIVERY__PEC__CA_FILE", cert.as_str()),
+    ];
+    let service = notification(&broker, &ports, dir.path(), &mail, &sms, &settings).await;
+    let mut c = client(&ports).await;
+    let id = c
+        .send(SendRequest {
+            channel: Channel::Pec as i32,
+            recipient: "mario.rossi@pec.example.it".into(),
+            template: "identity-revoked".into(),
+            locale: "it".into(),
+            data: [
+                ("cause".to_owned(), "richiesta del titolare".to_owned()),
+                ("date".to_owned(), "2026-12-02".to_owned()),
+            ]
+            .into(),
+            idempotency_key: "pec-1".into(),
+            subject_id: "XIDPABCDEFGHIJ".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .message_id;
+    wait_for("the PEC delivered", &service, || !pec.records().is_empty()).await;
+    let got = &pec.records()[0];
+    assert_eq!(got["message_id"], format!("<{id}@pec.example.it>"));
+    assert_eq!(got["tls"], true, "sent only after STARTTLS");
+    assert_eq!(got["login"], "idp@pec.example.it", "authenticated");
+    assert!(got["body"].as_str().unwrap().contains("richiesta del titolare"));
+    assert!(mail.records().is_empty(), "PEC does not go out as e-mail");
+    assert!(!service.logs().contains("pec-pw-91"), "no password in the log");
+}

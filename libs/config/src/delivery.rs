@@ -25,6 +25,7 @@ pub struct SmtpConfig {
     pub credentials: Option<(String, String)>,
     pub from: String,
     pub timeout: Duration,
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for SmtpConfig {
@@ -142,7 +143,7 @@ fn given(v: Option<String>) -> Option<String> {
 }
 
 fn resolve_smtp(section: &str, s: SmtpSettings) -> Result<Option<SmtpConfig>, ConfigError> {
-    let SmtpSettings { host, port, tls, username, password, from, timeout_secs } = s;
+    let SmtpSettings { host, port, tls, username, password, from, timeout_secs, ca_file } = s;
     let key = |k: &str| format!("{section}.{k}");
     let Some(host) = given(host) else {
         return Ok(None);
@@ -175,7 +176,11 @@ fn resolve_smtp(section: &str, s: SmtpSettings) -> Result<Option<SmtpConfig>, Co
     if timeout_secs == 0 {
         return Err(ConfigError::new(key("timeout_secs"), "must be at least 1"));
     }
-    Ok(Some(SmtpConfig { host, port, tls, credentials, from, timeout: Duration::from_secs(timeout_secs) }))
+    let ca_file = given(ca_file).map(std::path::PathBuf::from);
+    if ca_file.is_some() && tls == SmtpTls::None {
+        return Err(ConfigError::new(key("ca_file"), "only with tls = starttls or tls"));
+    }
+    Ok(Some(SmtpConfig { host, port, tls, credentials, from, timeout: Duration::from_secs(timeout_secs), ca_file }))
 }
 
 /// `name <address>` or `address`, with one `@` in the address.

@@ -308,6 +308,9 @@ pub struct SmtpSettings {
     /// The sender, e.g. `SPID XIDP <noreply@idp.example.it>`.
     pub from: String,
     pub timeout_secs: u64,
+    /// PEM certificate(s) of a private CA the server's certificate chains
+    /// to, besides the system's trust store.
+    pub ca_file: Option<String>,
 }
 
 impl Default for SmtpSettings {
@@ -320,6 +323,7 @@ impl Default for SmtpSettings {
             password: None,
             from: String::new(),
             timeout_secs: 30,
+            ca_file: None,
         }
     }
 }

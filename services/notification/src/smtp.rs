@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use spid_config::delivery::{SmtpConfig, SmtpTls};
 
@@ -21,13 +22,24 @@ pub struct Smtp {
 
 impl Smtp {
     pub fn new(c: &SmtpConfig) -> Result<Self, String> {
-        let builder = match c.tls {
-            SmtpTls::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(&c.host),
-            SmtpTls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&c.host),
-            SmtpTls::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&c.host)),
-        }
-        .map_err(|e| format!("SMTP server {}: {e}", c.host))?;
-        let mut builder = builder.port(c.port).timeout(Some(c.timeout));
+        let tls = match c.tls {
+            SmtpTls::None => Tls::None,
+            mode => {
+                let mut params = TlsParameters::builder(c.host.clone());
+                if let Some(path) = &c.ca_file {
+                    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                    let ca = Certificate::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
+                    params = params.add_root_certificate(ca);
+                }
+                let params = params.build_native().map_err(|e| format!("TLS to {}: {e}", c.host))?;
+                // STARTTLS is required, never opportunistic: no plain fallback.
+                if mode == SmtpTls::Implicit { Tls::Wrapper(params) } else { Tls::Required(params) }
+            }
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&c.host)
+            .tls(tls)
+            .port(c.port)
+            .timeout(Some(c.timeout));
         if let Some((user, password)) = &c.credentials {
             builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
         }
