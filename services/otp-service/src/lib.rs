@@ -6,6 +6,9 @@
 //! health, readiness, metrics and the gRPC server. Challenges and bindings
 //! come with their issue.
 
+pub mod keys;
+pub mod totp;
+
 use spid_config::Config;
 use spid_server::{CancellationToken, Deps, RunError};
 use spid_types::ServiceName;
