@@ -6,6 +6,7 @@
 //! health, readiness, metrics and the gRPC server. Challenges and bindings
 //! come with their issue.
 
+pub mod challenge;
 pub mod keys;
 pub mod totp;
 

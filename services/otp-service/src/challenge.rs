@@ -1,0 +1,357 @@
+//! Code challenges sent by SMS or e-mail (OTP-1, OTP-5, OTP-8): six digits
+//! from the operating system's generator, bound to one authentication
+//! transaction and one identity, valid for a short time, single use, at
+//! most three wrong tries, and a limit on how many an identity and a
+//! client address may ask for. Only a keyed hash of the code is kept (in
+//! the cache: Redis in production), compared in constant time.
+//!
+//! An identity has at most one live challenge: a new one replaces the
+//! previous, and the identity's suspension or revocation drops it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openssl::hash::MessageDigest;
+use openssl::pkey::PKey;
+use openssl::sign::Signer;
+use serde::{Deserialize, Serialize};
+use spid_cache::Cache;
+use spid_secrets::SecretKey;
+use spid_types::{Clock, ErrorKind, ServiceError};
+
+/// How a code travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CodeChannel {
+    Sms,
+    Email,
+}
+
+impl CodeChannel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CodeChannel::Sms => "sms",
+            CodeChannel::Email => "email",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// OTP-1: 5 minutes (manual B).
+    pub validity: Duration,
+    /// Wrong codes before the challenge is dropped.
+    pub max_attempts: u32,
+    /// Challenges one identity may ask for per `window`.
+    pub per_identity: u64,
+    /// Challenges one client address may ask for per `window`.
+    pub per_address: u64,
+    pub window: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            validity: Duration::from_secs(300),
+            max_attempts: 3,
+            per_identity: 5,
+            per_address: 30,
+            window: Duration::from_secs(900),
+        }
+    }
+}
+
+/// A challenge just issued. `code` is for the message to the holder only.
+pub struct Issued {
+    pub challenge_id: String,
+    pub code: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued").field("challenge_id", &self.challenge_id).field("code", &"..").finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Right code: the challenge is used up.
+    Ok,
+    Wrong {
+        attempts_left: u32,
+    },
+    /// Unknown, expired, already used or dropped: the same answer for all.
+    Expired,
+    /// The last allowed wrong code: the challenge is dropped.
+    TooManyAttempts,
+}
+
+/// What the cache keeps of a challenge.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Stored {
+    spid_code: String,
+    transaction_id: String,
+    channel: CodeChannel,
+    /// HMAC-SHA256 of the challenge id and the code.
+    mac: String,
+    expires_at: i64,
+}
+
+pub struct Codes {
+    cache: Arc<dyn Cache>,
+    mac_key: SecretKey,
+    clock: Arc<dyn Clock>,
+    policy: Policy,
+}
+
+fn cache_err(e: spid_cache::CacheError) -> ServiceError {
+    ServiceError::new(ErrorKind::Unavailable, "cache.unavailable", e.to_string())
+}
+
+const MAX_ID: usize = 128;
+
+impl Codes {
+    pub fn new(cache: Arc<dyn Cache>, mac_key: SecretKey, clock: Arc<dyn Clock>, policy: Policy) -> Self {
+        Self { cache, mac_key, clock, policy }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    fn mac(&self, challenge_id: &str, code: &str) -> Result<String, ServiceError> {
+        let key = PKey::hmac(self.mac_key.bytes()).map_err(ServiceError::internal)?;
+        let mut signer = Signer::new(MessageDigest::sha256(), &key).map_err(ServiceError::internal)?;
+        signer.update(challenge_id.as_bytes()).map_err(ServiceError::internal)?;
+        signer.update(&[0]).map_err(ServiceError::internal)?;
+        signer.update(code.as_bytes()).map_err(ServiceError::internal)?;
+        Ok(hex::encode(signer.sign_to_vec().map_err(ServiceError::internal)?))
+    }
+
+    /// Issues a challenge for `spid_code` in `transaction_id`, replacing
+    /// the identity's previous one. Refused with `otp.rate_limited` past
+    /// the per-identity or per-address limit.
+    pub async fn issue(
+        &self,
+        spid_code: &str,
+        transaction_id: &str,
+        channel: CodeChannel,
+        client_ip: &str,
+    ) -> Result<Issued, ServiceError> {
+        for (name, value) in [("spid_code", spid_code), ("transaction_id", transaction_id)] {
+            if value.is_empty() || value.len() > MAX_ID {
+                return Err(ServiceError::invalid(
+                    format!("{name}.invalid"),
+                    format!("{name} is required (at most {MAX_ID} characters)"),
+                ));
+            }
+        }
+        let client_ip: std::net::IpAddr = client_ip
+            .parse()
+            .map_err(|_| ServiceError::invalid("client_ip.invalid", "client_ip must be an IP address"))?;
+        let window = self.policy.window;
+        let by_identity = self.cache.increment(&format!("otp:rate:id:{spid_code}"), window).await.map_err(cache_err)?;
+        let by_address = self.cache.increment(&format!("otp:rate:ip:{client_ip}"), window).await.map_err(cache_err)?;
+        if by_identity > self.policy.per_identity || by_address > self.policy.per_address {
+            return Err(ServiceError::new(
+                ErrorKind::RateLimited,
+                "otp.rate_limited",
+                "too many codes asked for; try again later",
+            ));
+        }
+        let challenge_id = uuid::Uuid::new_v4().to_string();
+        let code = format!("{:06}", random_below(1_000_000)?);
+        let expires_at =
+            self.clock.now() + chrono::Duration::from_std(self.policy.validity).unwrap_or(chrono::Duration::minutes(5));
+        let stored = Stored {
+            spid_code: spid_code.to_owned(),
+            transaction_id: transaction_id.to_owned(),
+            channel,
+            mac: self.mac(&challenge_id, &code)?,
+            expires_at: expires_at.timestamp(),
+        };
+        let bytes = serde_json::to_vec(&stored).map_err(ServiceError::internal)?;
+        self.cache.set(&challenge_key(&challenge_id), &bytes, self.policy.validity).await.map_err(cache_err)?;
+        // One live challenge per identity: the previous one goes.
+        let current = identity_key(spid_code);
+        if let Some(previous) = self.cache.get(&current).await.map_err(cache_err)? {
+            let previous = String::from_utf8_lossy(&previous).into_owned();
+            self.cache.delete(&challenge_key(&previous)).await.map_err(cache_err)?;
+        }
+        self.cache.set(&current, challenge_id.as_bytes(), self.policy.validity).await.map_err(cache_err)?;
+        Ok(Issued { challenge_id, code, expires_at })
+    }
+
+    /// Checks a typed code. The challenge is used up by the right code, by
+    /// the last allowed wrong one, and by its expiry; a code for another
+    /// transaction counts as wrong.
+    pub async fn verify(&self, challenge_id: &str, transaction_id: &str, code: &str) -> Result<Verdict, ServiceError> {
+        if challenge_id.is_empty() || challenge_id.len() > MAX_ID {
+            return Ok(Verdict::Expired);
+        }
+        let key = challenge_key(challenge_id);
+        let Some(bytes) = self.cache.get(&key).await.map_err(cache_err)? else {
+            return Ok(Verdict::Expired);
+        };
+        let stored: Stored = serde_json::from_slice(&bytes).map_err(ServiceError::internal)?;
+        if self.clock.now().timestamp() >= stored.expires_at {
+            self.cache.delete(&key).await.map_err(cache_err)?;
+            return Ok(Verdict::Expired);
+        }
+        let attempts = self
+            .cache
+            .increment(&format!("otp:attempts:{challenge_id}"), self.policy.validity)
+            .await
+            .map_err(cache_err)?;
+        if attempts > u64::from(self.policy.max_attempts) {
+            self.cache.delete(&key).await.map_err(cache_err)?;
+            return Ok(Verdict::TooManyAttempts);
+        }
+        let typed = if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) { code } else { "" };
+        let given = self.mac(challenge_id, typed)?;
+        let right = openssl::memcmp::eq(given.as_bytes(), stored.mac.as_bytes())
+            && !typed.is_empty()
+            && stored.transaction_id == transaction_id;
+        if right {
+            // Single use even against a concurrent verification.
+            return Ok(match self.cache.take(&key).await.map_err(cache_err)? {
+                Some(_) => {
+                    self.cache.delete(&identity_key(&stored.spid_code)).await.map_err(cache_err)?;
+                    Verdict::Ok
+                }
+                None => Verdict::Expired,
+            });
+        }
+        let left = self.policy.max_attempts.saturating_sub(u32::try_from(attempts).unwrap_or(u32::MAX));
+        if left == 0 {
+            self.cache.delete(&key).await.map_err(cache_err)?;
+            return Ok(Verdict::TooManyAttempts);
+        }
+        Ok(Verdict::Wrong { attempts_left: left })
+    }
+
+    /// Drops the identity's live challenge (suspension, revocation).
+    /// Returns whether there was one.
+    pub async fn drop_for(&self, spid_code: &str) -> Result<bool, ServiceError> {
+        let Some(id) = self.cache.take(&identity_key(spid_code)).await.map_err(cache_err)? else {
+            return Ok(false);
+        };
+        let id = String::from_utf8_lossy(&id).into_owned();
+        Ok(self.cache.take(&challenge_key(&id)).await.map_err(cache_err)?.is_some())
+    }
+}
+
+fn challenge_key(id: &str) -> String {
+    format!("otp:challenge:{id}")
+}
+
+fn identity_key(spid_code: &str) -> String {
+    format!("otp:current:{spid_code}")
+}
+
+/// A uniform number below `bound` from the operating system's generator
+/// (rejection sampling: no modulo bias).
+fn random_below(bound: u32) -> Result<u32, ServiceError> {
+    let zone = u32::MAX - (u32::MAX % bound);
+    loop {
+        let mut bytes = [0u8; 4];
+        openssl::rand::rand_bytes(&mut bytes).map_err(ServiceError::internal)?;
+        let v = u32::from_be_bytes(bytes);
+        if v < zone {
+            return Ok(v % bound);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spid_cache::MemoryCache;
+    use spid_types::ManualClock;
+
+    fn codes() -> (Codes, Arc<ManualClock>, Arc<MemoryCache>) {
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let cache = Arc::new(MemoryCache::new());
+        let c = Codes::new(cache.clone(), SecretKey::random().unwrap(), clock.clone(), Policy::default());
+        (c, clock, cache)
+    }
+
+    const IP: &str = "203.0.113.7";
+
+    #[tokio::test]
+    async fn the_right_code_works_once_for_its_transaction_only() {
+        let (c, _, cache) = codes();
+        let issued = c.issue("XIDPABCDEFGHIJ", "tx-1", CodeChannel::Sms, IP).await.unwrap();
+        assert_eq!(issued.code.len(), 6);
+        assert!(issued.code.bytes().all(|b| b.is_ascii_digit()));
+        assert!(!format!("{issued:?}").contains(&issued.code), "no code in Debug output");
+        let raw = cache.get(&challenge_key(&issued.challenge_id)).await.unwrap().unwrap();
+        assert!(!String::from_utf8_lossy(&raw).contains(&issued.code), "only a keyed hash is kept");
+
+        assert_eq!(
+            c.verify(&issued.challenge_id, "tx-2", &issued.code).await.unwrap(),
+            Verdict::Wrong { attempts_left: 2 }
+        );
+        assert_eq!(c.verify(&issued.challenge_id, "tx-1", &issued.code).await.unwrap(), Verdict::Ok);
+        assert_eq!(c.verify(&issued.challenge_id, "tx-1", &issued.code).await.unwrap(), Verdict::Expired, "replay");
+    }
+
+    #[tokio::test]
+    async fn three_wrong_codes_end_the_challenge() {
+        let (c, _, _) = codes();
+        let issued = c.issue("XIDPABCDEFGHIJ", "tx-1", CodeChannel::Sms, IP).await.unwrap();
+        let wrong = if issued.code == "000000" { "000001" } else { "000000" };
+        assert_eq!(c.verify(&issued.challenge_id, "tx-1", wrong).await.unwrap(), Verdict::Wrong { attempts_left: 2 });
+        assert_eq!(
+            c.verify(&issued.challenge_id, "tx-1", "12ab56").await.unwrap(),
+            Verdict::Wrong { attempts_left: 1 }
+        );
+        assert_eq!(c.verify(&issued.challenge_id, "tx-1", wrong).await.unwrap(), Verdict::TooManyAttempts);
+        assert_eq!(c.verify(&issued.challenge_id, "tx-1", &issued.code).await.unwrap(), Verdict::Expired, "gone");
+    }
+
+    #[tokio::test]
+    async fn codes_expire_and_a_new_challenge_replaces_the_old() {
+        let (c, clock, _) = codes();
+        let first = c.issue("XIDPABCDEFGHIJ", "tx-1", CodeChannel::Email, IP).await.unwrap();
+        let second = c.issue("XIDPABCDEFGHIJ", "tx-1", CodeChannel::Email, IP).await.unwrap();
+        assert_eq!(c.verify(&first.challenge_id, "tx-1", &first.code).await.unwrap(), Verdict::Expired, "replaced");
+        clock.advance(chrono::Duration::seconds(301));
+        assert_eq!(c.verify(&second.challenge_id, "tx-1", &second.code).await.unwrap(), Verdict::Expired);
+    }
+
+    #[tokio::test]
+    async fn identities_and_addresses_are_rate_limited() {
+        let (c, _, _) = codes();
+        for _ in 0..5 {
+            c.issue("XIDPABCDEFGHIJ", "tx", CodeChannel::Sms, IP).await.unwrap();
+        }
+        let err = c.issue("XIDPABCDEFGHIJ", "tx", CodeChannel::Sms, "198.51.100.1").await.unwrap_err();
+        assert_eq!((err.kind, err.code.as_str()), (ErrorKind::RateLimited, "otp.rate_limited"));
+        for n in 0..25 {
+            c.issue(&format!("XIDPOTHER{n:05}"), "tx", CodeChannel::Sms, IP).await.unwrap();
+        }
+        let err = c.issue("XIDPNEWCOMER001", "tx", CodeChannel::Sms, IP).await.unwrap_err();
+        assert_eq!(err.code, "otp.rate_limited", "the address is over its limit");
+        assert_eq!(c.issue("XIDPA", "tx", CodeChannel::Sms, "not-an-ip").await.unwrap_err().code, "client_ip.invalid");
+    }
+
+    #[tokio::test]
+    async fn a_suspension_drops_the_live_challenge() {
+        let (c, _, _) = codes();
+        let issued = c.issue("XIDPABCDEFGHIJ", "tx-1", CodeChannel::Sms, IP).await.unwrap();
+        assert!(c.drop_for("XIDPABCDEFGHIJ").await.unwrap());
+        assert!(!c.drop_for("XIDPABCDEFGHIJ").await.unwrap());
+        assert_eq!(c.verify(&issued.challenge_id, "tx-1", &issued.code).await.unwrap(), Verdict::Expired);
+    }
+
+    #[test]
+    fn codes_are_uniform_over_six_digits() {
+        let mut buckets = [0u32; 10];
+        for _ in 0..20_000 {
+            buckets[(random_below(1_000_000).unwrap() / 100_000) as usize] += 1;
+        }
+        assert!(buckets.iter().all(|b| (1700..2300).contains(b)), "{buckets:?}");
+    }
+}
