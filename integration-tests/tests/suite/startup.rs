@@ -119,6 +119,14 @@ async fn unreachable_dependencies_and_bad_settings_fail_fast_with_one_line() {
     let (code, _, err) = identity_manager(&with_sources);
     assert_clean_failure(code, &err, "registration.evidence_keys_dir");
 
+    // notification without its channels, otp-service without its keys.
+    for (service, key) in [("notification", "delivery.email.host"), ("otp-service", "otp.keys_dir")] {
+        let env: Vec<(&str, &str)> = with_sources.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (code, _, err) = run_idp(&[service], &env, Duration::from_secs(30));
+        assert_clean_failure(code, &err, key);
+        assert_eq!(code, Some(2), "{service}: {err}");
+    }
+
     // A taken port.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken_addr = taken.local_addr().unwrap().to_string();

@@ -9,6 +9,7 @@
 //! `--config`, environment variables `IDP__SECTION__KEY`, command-line flags.
 
 pub mod delivery;
+pub mod otp;
 mod resolve;
 mod settings;
 
@@ -17,8 +18,8 @@ pub use resolve::{
     SoapSources, SourcesConfig, TelemetryConfig,
 };
 pub use settings::{
-    AuditSettings, BusSettings, CacheSettings, DatabaseSettings, DeliverySettings, DevSettings, RegistrationSettings,
-    ServiceSettings, Settings, SmsSettings, SmtpSettings, TelemetrySettings,
+    AuditSettings, BusSettings, CacheSettings, DatabaseSettings, DeliverySettings, DevSettings, OtpSettings,
+    RegistrationSettings, ServiceSettings, Settings, SmsSettings, SmtpSettings, TelemetrySettings,
 };
 
 use figment::Figment;

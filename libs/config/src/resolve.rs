@@ -34,6 +34,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub registration: RegistrationConfig,
     pub delivery: crate::delivery::DeliveryConfig,
+    pub otp: crate::otp::OtpConfig,
     /// Indexed by `ServiceName as usize` (the order of `ServiceName::ALL`).
     services: [ServiceEndpoints; 5],
 }
@@ -223,6 +224,7 @@ impl Settings {
             audit,
             registration,
             delivery,
+            otp,
         } = self;
 
         let mode = match mode.as_str() {
@@ -330,11 +332,13 @@ impl Settings {
         let audit = resolve_audit(audit, is_dev, &data_dir)?;
         let registration = resolve_registration(registration, is_dev, &data_dir)?;
         let delivery = crate::delivery::resolve(delivery, is_dev)?;
+        let otp = crate::otp::resolve(otp, is_dev, &data_dir)?;
 
         Ok(Config {
             audit,
             registration,
             delivery,
+            otp,
             mode,
             public_url,
             telemetry: TelemetryConfig { log_format, log_level: telemetry.log_level, otlp_endpoint },

@@ -23,6 +23,7 @@ pub struct Settings {
     pub audit: AuditSettings,
     pub registration: RegistrationSettings,
     pub delivery: DeliverySettings,
+    pub otp: OtpSettings,
 }
 
 impl Default for Settings {
@@ -43,6 +44,7 @@ impl Default for Settings {
             audit: AuditSettings::default(),
             registration: RegistrationSettings::default(),
             delivery: DeliverySettings::default(),
+            otp: OtpSettings::default(),
         }
     }
 }
@@ -364,6 +366,42 @@ impl Default for SmsSettings {
             auth_header: "Authorization".into(),
             token: None,
             timeout_secs: 15,
+        }
+    }
+}
+
+/// `[otp]`: the second factors of level 2 (otp-service; OTP-1…8).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtpSettings {
+    /// Directory of the key material: `master.key` (TOTP seed derivation,
+    /// OTP-7), `data.key` (derivation keys at rest), `code-mac.key` (code
+    /// hashes). Development: `<dev.data_dir>/keys/otp`, created at first
+    /// start. Production: required (or an HSM), never generated.
+    pub keys_dir: Option<String>,
+    /// Seconds an SMS or e-mail code stays valid (OTP-1: 300).
+    pub code_validity_secs: u64,
+    /// Wrong codes before a challenge is dropped.
+    pub max_attempts: u32,
+    /// Codes one identity may ask for per window.
+    pub codes_per_identity: u64,
+    /// Codes one client address may ask for per window.
+    pub codes_per_address: u64,
+    pub rate_window_secs: u64,
+    /// The issuer authenticator apps show next to the account.
+    pub totp_issuer: String,
+}
+
+impl Default for OtpSettings {
+    fn default() -> Self {
+        Self {
+            keys_dir: None,
+            code_validity_secs: 300,
+            max_attempts: 3,
+            codes_per_identity: 5,
+            codes_per_address: 30,
+            rate_window_secs: 900,
+            totp_issuer: "SPID".into(),
         }
     }
 }

@@ -172,6 +172,9 @@ async fn run_one(config: &Config, name: ServiceName, shutdown: CancellationToken
     if name == ServiceName::Notification {
         config.delivery.require_channels()?;
     }
+    if name == ServiceName::OtpService {
+        config.otp.keys_dir()?;
+    }
     let bus = crate::deps::bus(config).await?;
     let deps = crate::deps::for_service(config, name, bus).await?;
     tracing::info!(service = %name, grpc = %config.service(name).grpc_listen, http = %config.service(name).http_listen, "starting");
