@@ -75,6 +75,15 @@ sources_client_key = "/etc/spid-idp-sources/client.key"
 {{- if .Values.signatureTrust.existingConfigMap }}
 signature_trust_file = "/etc/spid-idp-trust/qualified-cas.pem"
 {{- end }}
+
+[otp]
+keys_dir = {{ include "spid-idp.otpKeysPath" . | toJson }}
+code_validity_secs = {{ $c.otp.codeValiditySecs | int }}
+max_attempts = {{ $c.otp.maxAttempts | int }}
+codes_per_identity = {{ $c.otp.codesPerIdentity | int }}
+codes_per_address = {{ $c.otp.codesPerAddress | int }}
+rate_window_secs = {{ $c.otp.rateWindowSecs | int }}
+totp_issuer = {{ $c.otp.totpIssuer | toJson }}
 {{- with $c.delivery }}
 
 [delivery]
@@ -157,6 +166,16 @@ grpc_url = {{ printf "http://%s.%s.svc:%d" (include "spid-idp.serviceName" (dict
 {{- define "spid-idp.evidenceKeysSecret" -}}
 {{- .Values.evidenceKeys.existingSecret | default (printf "%s-evidence-keys" (include "spid-idp.fullname" .)) -}}
 {{- end }}
+
+{{/* Where otp-service finds its key material. */}}
+{{- define "spid-idp.otpKeysPath" -}}
+/etc/spid-idp-otp-keys
+{{- end -}}
+
+{{/* The Secret holding the OTP key material. */}}
+{{- define "spid-idp.otpKeysSecret" -}}
+{{- .Values.otpKeys.existingSecret | default (printf "%s-otp-keys" (include "spid-idp.fullname" .)) -}}
+{{- end -}}
 
 {{/* The Secret holding the audit key material. */}}
 {{- define "spid-idp.auditKeysSecret" -}}
