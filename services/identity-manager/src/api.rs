@@ -109,6 +109,20 @@ impl pb::credentials_server::Credentials for Api {
         Ok(Response::new(pb::GetAttributesResponse { attributes }))
     }
 
+    async fn get_second_factor_contacts(
+        &self,
+        request: Request<pb::GetSecondFactorContactsRequest>,
+    ) -> Result<Response<pb::SecondFactorContacts>, Status> {
+        let c = self.credentials.second_factor_contacts(&request.into_inner().spid_code).await.map_err(to_status)?;
+        Ok(Response::new(pb::SecondFactorContacts {
+            mobile: c.mobile.unwrap_or_default(),
+            email: c.email.unwrap_or_default(),
+            identity_type: type_wire(&c.identity_type) as i32,
+            date_of_birth: c.date_of_birth.unwrap_or_default(),
+            status: status_wire(c.status) as i32,
+        }))
+    }
+
     async fn change_password(
         &self,
         request: Request<pb::ChangePasswordRequest>,

@@ -81,6 +81,16 @@ pub struct IdentityView {
     pub second_factors: Vec<&'static str>,
 }
 
+/// See [`Credentials::second_factor_contacts`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecondFactorContacts {
+    pub identity_type: String,
+    pub status: Status,
+    pub mobile: Option<String>,
+    pub email: Option<String>,
+    pub date_of_birth: Option<String>,
+}
+
 /// Why a password change was refused.
 #[derive(Debug)]
 pub enum ChangeError {
@@ -476,6 +486,27 @@ impl Credentials {
 
     /// The SPID attributes of an identity among `names` (unknown names and
     /// values the identity does not have are left out).
+    /// Where second-factor codes may go: (identity type, status, mobile,
+    /// e-mail, birth date).
+    pub async fn second_factor_contacts(&self, spid_code: &str) -> Result<SecondFactorContacts, ServiceError> {
+        let row = sqlx::query("SELECT identity_type, status FROM identities WHERE spid_code = $1")
+            .bind(spid_code)
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| ServiceError::not_found("identity.not_found", "no such identity"))?;
+        let names: Vec<String> = ["mobilePhone", "email", "dateOfBirth"].map(str::to_owned).to_vec();
+        let mut attributes = self.attributes(spid_code, &names).await?;
+        let status: String = row.try_get("status").map_err(db_err)?;
+        Ok(SecondFactorContacts {
+            identity_type: row.try_get("identity_type").map_err(db_err)?,
+            status: Status::parse(&status).ok_or_else(|| ServiceError::internal("unknown identity status"))?,
+            mobile: attributes.remove("mobilePhone"),
+            email: attributes.remove("email"),
+            date_of_birth: attributes.remove("dateOfBirth"),
+        })
+    }
+
     pub async fn attributes(&self, spid_code: &str, names: &[String]) -> Result<HashMap<String, String>, ServiceError> {
         let row = sqlx::query(
             "SELECT i.holder_id, i.identity_type, h.codice_fiscale, h.vat_number, h.surname, h.given_name,

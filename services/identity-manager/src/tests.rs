@@ -858,3 +858,18 @@ async fn codes_to_one_recipient_are_capped_across_requests() {
     // Other recipients are not affected.
     w.registrar.send_code(&first.request_id, &first.applicant_token, ContactKind::Email).await.unwrap();
 }
+
+#[tokio::test]
+async fn second_factor_contacts_are_the_verified_ones_with_type_and_status() {
+    let w = world().await;
+    let a = sample("mario.rossi@example.it");
+    let (id, token) = register(&w, &a).await;
+    let (_, spid_code) = identify_and_activate(&w, &id, &token).await;
+    let c = w.credentials.second_factor_contacts(&spid_code).await.unwrap();
+    assert_eq!(c.email.as_deref(), Some("mario.rossi@example.it"));
+    assert_eq!(c.mobile.as_deref(), Some(a.mobile.as_str()));
+    assert_eq!((c.identity_type.as_str(), c.status), ("private", Status::Active));
+    assert_eq!(c.date_of_birth.as_deref(), Some(a.birth_date.to_string().as_str()));
+    let err = w.credentials.second_factor_contacts("XIDPNOSUCHCODE").await.unwrap_err();
+    assert_eq!(err.code, "identity.not_found");
+}
