@@ -6,6 +6,7 @@
 //! health, readiness, metrics and the gRPC server. Challenges and bindings
 //! come with their issue.
 
+pub mod authenticator;
 pub mod challenge;
 pub mod keys;
 pub mod totp;
@@ -17,7 +18,10 @@ use spid_types::ServiceName;
 pub const SERVICE: ServiceName = ServiceName::OtpService;
 
 pub async fn migrate(db: &spid_db::Db) -> Result<(), spid_db::DbError> {
-    spid_events::migrate(db).await
+    static PG: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+    static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+    spid_events::migrate(db).await?;
+    db.migrate("otp_service", &PG, &SQLITE).await
 }
 
 pub async fn run(_config: &Config, deps: Deps, shutdown: CancellationToken) -> Result<(), RunError> {
