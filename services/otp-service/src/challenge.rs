@@ -19,19 +19,24 @@ use spid_cache::Cache;
 use spid_secrets::SecretKey;
 use spid_types::{Clock, ErrorKind, ServiceError};
 
-/// How a code travels.
+use crate::authenticator::{Authenticators, Check};
+
+/// Where the code comes from: a message we send, or the holder's
+/// authenticator app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum CodeChannel {
+pub enum Method {
     Sms,
     Email,
+    Totp,
 }
 
-impl CodeChannel {
+impl Method {
     pub fn as_str(self) -> &'static str {
         match self {
-            CodeChannel::Sms => "sms",
-            CodeChannel::Email => "email",
+            Method::Sms => "sms",
+            Method::Email => "email",
+            Method::Totp => "totp",
         }
     }
 }
@@ -61,7 +66,8 @@ impl Default for Policy {
     }
 }
 
-/// A challenge just issued. `code` is for the message to the holder only.
+/// A challenge just issued. `code` is for the message to the holder only
+/// (empty for the app, which makes its own).
 pub struct Issued {
     pub challenge_id: String,
     pub code: String,
@@ -92,8 +98,8 @@ pub enum Verdict {
 struct Stored {
     spid_code: String,
     transaction_id: String,
-    channel: CodeChannel,
-    /// HMAC-SHA256 of the challenge id and the code.
+    method: Method,
+    /// HMAC-SHA256 of the challenge id and the code (empty for the app).
     mac: String,
     expires_at: i64,
 }
@@ -136,7 +142,7 @@ impl Codes {
         &self,
         spid_code: &str,
         transaction_id: &str,
-        channel: CodeChannel,
+        method: Method,
         client_ip: &str,
     ) -> Result<Issued, ServiceError> {
         for (name, value) in [("spid_code", spid_code), ("transaction_id", transaction_id)] {
@@ -161,14 +167,17 @@ impl Codes {
             ));
         }
         let challenge_id = uuid::Uuid::new_v4().to_string();
-        let code = format!("{:06}", random_below(1_000_000)?);
+        let code = match method {
+            Method::Totp => String::new(),
+            Method::Sms | Method::Email => format!("{:06}", random_below(1_000_000)?),
+        };
         let expires_at =
             self.clock.now() + chrono::Duration::from_std(self.policy.validity).unwrap_or(chrono::Duration::minutes(5));
         let stored = Stored {
             spid_code: spid_code.to_owned(),
             transaction_id: transaction_id.to_owned(),
-            channel,
-            mac: self.mac(&challenge_id, &code)?,
+            method,
+            mac: if code.is_empty() { String::new() } else { self.mac(&challenge_id, &code)? },
             expires_at: expires_at.timestamp(),
         };
         let bytes = serde_json::to_vec(&stored).map_err(ServiceError::internal)?;
@@ -183,21 +192,30 @@ impl Codes {
         Ok(Issued { challenge_id, code, expires_at })
     }
 
-    /// Checks a typed code. The challenge is used up by the right code, by
-    /// the last allowed wrong one, and by its expiry; a code for another
+    /// Checks a typed code (for the app's challenges, against the holder's
+    /// authenticator). The challenge is used up by the right code, by the
+    /// last allowed wrong one, and by its expiry; a code for another
     /// transaction counts as wrong.
-    pub async fn verify(&self, challenge_id: &str, transaction_id: &str, code: &str) -> Result<Verdict, ServiceError> {
+    pub async fn verify(
+        &self,
+        challenge_id: &str,
+        transaction_id: &str,
+        code: &str,
+        app: &Authenticators,
+    ) -> Result<(Verdict, Method, String), ServiceError> {
+        let unknown = (Verdict::Expired, Method::Sms, String::new());
         if challenge_id.is_empty() || challenge_id.len() > MAX_ID {
-            return Ok(Verdict::Expired);
+            return Ok(unknown);
         }
         let key = challenge_key(challenge_id);
         let Some(bytes) = self.cache.get(&key).await.map_err(cache_err)? else {
-            return Ok(Verdict::Expired);
+            return Ok(unknown);
         };
         let stored: Stored = serde_json::from_slice(&bytes).map_err(ServiceError::internal)?;
+        let about = |v: Verdict| (v, stored.method, stored.spid_code.clone());
         if self.clock.now().timestamp() >= stored.expires_at {
             self.cache.delete(&key).await.map_err(cache_err)?;
-            return Ok(Verdict::Expired);
+            return Ok(about(Verdict::Expired));
         }
         let attempts = self
             .cache
@@ -206,29 +224,35 @@ impl Codes {
             .map_err(cache_err)?;
         if attempts > u64::from(self.policy.max_attempts) {
             self.cache.delete(&key).await.map_err(cache_err)?;
-            return Ok(Verdict::TooManyAttempts);
+            return Ok(about(Verdict::TooManyAttempts));
         }
         let typed = if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) { code } else { "" };
-        let given = self.mac(challenge_id, typed)?;
-        let right = openssl::memcmp::eq(given.as_bytes(), stored.mac.as_bytes())
-            && !typed.is_empty()
-            && stored.transaction_id == transaction_id;
+        let same_transaction = stored.transaction_id == transaction_id;
+        let right = match stored.method {
+            Method::Totp => {
+                same_transaction && !typed.is_empty() && app.check(&stored.spid_code, typed).await? == Check::Accepted
+            }
+            Method::Sms | Method::Email => {
+                let given = self.mac(challenge_id, typed)?;
+                openssl::memcmp::eq(given.as_bytes(), stored.mac.as_bytes()) && !typed.is_empty() && same_transaction
+            }
+        };
         if right {
             // Single use even against a concurrent verification.
-            return Ok(match self.cache.take(&key).await.map_err(cache_err)? {
+            return Ok(about(match self.cache.take(&key).await.map_err(cache_err)? {
                 Some(_) => {
                     self.cache.delete(&identity_key(&stored.spid_code)).await.map_err(cache_err)?;
                     Verdict::Ok
                 }
                 None => Verdict::Expired,
-            });
+            }));
         }
         let left = self.policy.max_attempts.saturating_sub(u32::try_from(attempts).unwrap_or(u32::MAX));
         if left == 0 {
             self.cache.delete(&key).await.map_err(cache_err)?;
-            return Ok(Verdict::TooManyAttempts);
+            return Ok(about(Verdict::TooManyAttempts));
         }
-        Ok(Verdict::Wrong { attempts_left: left })
+        Ok(about(Verdict::Wrong { attempts_left: left }))
     }
 
     /// Drops the identity's live challenge (suspension, revocation).
@@ -270,19 +294,28 @@ mod tests {
     use spid_cache::MemoryCache;
     use spid_types::ManualClock;
 
-    fn codes() -> (Codes, Arc<ManualClock>, Arc<MemoryCache>) {
-        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    struct Fixture {
+        c: Codes,
+        clock: Arc<ManualClock>,
+        cache: Arc<MemoryCache>,
+        app: Authenticators,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn codes() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let (app, clock, _) = crate::authenticator::tests::authenticators(dir.path()).await;
         let cache = Arc::new(MemoryCache::new());
         let c = Codes::new(cache.clone(), SecretKey::random().unwrap(), clock.clone(), Policy::default());
-        (c, clock, cache)
+        Fixture { c, clock, cache, app, _dir: dir }
     }
 
     const IP: &str = "203.0.113.7";
 
     #[tokio::test]
     async fn the_right_code_works_once_for_its_transaction_only() {
-        let (c, _, cache) = codes();
-        let issued = c.issue("XIDPABCDEFGHIJ", "tx-1", CodeChannel::Sms, IP).await.unwrap();
+        let Fixture { c, cache, app, .. } = codes().await;
+        let issued = c.issue("XIDPABCDEFGHIJ", "tx-1", Method::Sms, IP).await.unwrap();
         assert_eq!(issued.code.len(), 6);
         assert!(issued.code.bytes().all(|b| b.is_ascii_digit()));
         assert!(!format!("{issued:?}").contains(&issued.code), "no code in Debug output");
@@ -290,60 +323,100 @@ mod tests {
         assert!(!String::from_utf8_lossy(&raw).contains(&issued.code), "only a keyed hash is kept");
 
         assert_eq!(
-            c.verify(&issued.challenge_id, "tx-2", &issued.code).await.unwrap(),
+            c.verify(&issued.challenge_id, "tx-2", &issued.code, &app).await.unwrap().0,
             Verdict::Wrong { attempts_left: 2 }
         );
-        assert_eq!(c.verify(&issued.challenge_id, "tx-1", &issued.code).await.unwrap(), Verdict::Ok);
-        assert_eq!(c.verify(&issued.challenge_id, "tx-1", &issued.code).await.unwrap(), Verdict::Expired, "replay");
+        assert_eq!(c.verify(&issued.challenge_id, "tx-1", &issued.code, &app).await.unwrap().0, Verdict::Ok);
+        assert_eq!(
+            c.verify(&issued.challenge_id, "tx-1", &issued.code, &app).await.unwrap().0,
+            Verdict::Expired,
+            "replay"
+        );
     }
 
     #[tokio::test]
     async fn three_wrong_codes_end_the_challenge() {
-        let (c, _, _) = codes();
-        let issued = c.issue("XIDPABCDEFGHIJ", "tx-1", CodeChannel::Sms, IP).await.unwrap();
+        let Fixture { c, app, .. } = codes().await;
+        let issued = c.issue("XIDPABCDEFGHIJ", "tx-1", Method::Sms, IP).await.unwrap();
         let wrong = if issued.code == "000000" { "000001" } else { "000000" };
-        assert_eq!(c.verify(&issued.challenge_id, "tx-1", wrong).await.unwrap(), Verdict::Wrong { attempts_left: 2 });
         assert_eq!(
-            c.verify(&issued.challenge_id, "tx-1", "12ab56").await.unwrap(),
+            c.verify(&issued.challenge_id, "tx-1", wrong, &app).await.unwrap().0,
+            Verdict::Wrong { attempts_left: 2 }
+        );
+        assert_eq!(
+            c.verify(&issued.challenge_id, "tx-1", "12ab56", &app).await.unwrap().0,
             Verdict::Wrong { attempts_left: 1 }
         );
-        assert_eq!(c.verify(&issued.challenge_id, "tx-1", wrong).await.unwrap(), Verdict::TooManyAttempts);
-        assert_eq!(c.verify(&issued.challenge_id, "tx-1", &issued.code).await.unwrap(), Verdict::Expired, "gone");
+        assert_eq!(c.verify(&issued.challenge_id, "tx-1", wrong, &app).await.unwrap().0, Verdict::TooManyAttempts);
+        assert_eq!(
+            c.verify(&issued.challenge_id, "tx-1", &issued.code, &app).await.unwrap().0,
+            Verdict::Expired,
+            "gone"
+        );
     }
 
     #[tokio::test]
     async fn codes_expire_and_a_new_challenge_replaces_the_old() {
-        let (c, clock, _) = codes();
-        let first = c.issue("XIDPABCDEFGHIJ", "tx-1", CodeChannel::Email, IP).await.unwrap();
-        let second = c.issue("XIDPABCDEFGHIJ", "tx-1", CodeChannel::Email, IP).await.unwrap();
-        assert_eq!(c.verify(&first.challenge_id, "tx-1", &first.code).await.unwrap(), Verdict::Expired, "replaced");
+        let Fixture { c, clock, app, .. } = codes().await;
+        let first = c.issue("XIDPABCDEFGHIJ", "tx-1", Method::Email, IP).await.unwrap();
+        let second = c.issue("XIDPABCDEFGHIJ", "tx-1", Method::Email, IP).await.unwrap();
+        assert_eq!(
+            c.verify(&first.challenge_id, "tx-1", &first.code, &app).await.unwrap().0,
+            Verdict::Expired,
+            "replaced"
+        );
         clock.advance(chrono::Duration::seconds(301));
-        assert_eq!(c.verify(&second.challenge_id, "tx-1", &second.code).await.unwrap(), Verdict::Expired);
+        assert_eq!(c.verify(&second.challenge_id, "tx-1", &second.code, &app).await.unwrap().0, Verdict::Expired);
     }
 
     #[tokio::test]
     async fn identities_and_addresses_are_rate_limited() {
-        let (c, _, _) = codes();
+        let Fixture { c, .. } = codes().await;
         for _ in 0..5 {
-            c.issue("XIDPABCDEFGHIJ", "tx", CodeChannel::Sms, IP).await.unwrap();
+            c.issue("XIDPABCDEFGHIJ", "tx", Method::Sms, IP).await.unwrap();
         }
-        let err = c.issue("XIDPABCDEFGHIJ", "tx", CodeChannel::Sms, "198.51.100.1").await.unwrap_err();
+        let err = c.issue("XIDPABCDEFGHIJ", "tx", Method::Sms, "198.51.100.1").await.unwrap_err();
         assert_eq!((err.kind, err.code.as_str()), (ErrorKind::RateLimited, "otp.rate_limited"));
         for n in 0..25 {
-            c.issue(&format!("XIDPOTHER{n:05}"), "tx", CodeChannel::Sms, IP).await.unwrap();
+            c.issue(&format!("XIDPOTHER{n:05}"), "tx", Method::Sms, IP).await.unwrap();
         }
-        let err = c.issue("XIDPNEWCOMER001", "tx", CodeChannel::Sms, IP).await.unwrap_err();
+        let err = c.issue("XIDPNEWCOMER001", "tx", Method::Sms, IP).await.unwrap_err();
         assert_eq!(err.code, "otp.rate_limited", "the address is over its limit");
-        assert_eq!(c.issue("XIDPA", "tx", CodeChannel::Sms, "not-an-ip").await.unwrap_err().code, "client_ip.invalid");
+        assert_eq!(c.issue("XIDPA", "tx", Method::Sms, "not-an-ip").await.unwrap_err().code, "client_ip.invalid");
     }
 
     #[tokio::test]
     async fn a_suspension_drops_the_live_challenge() {
-        let (c, _, _) = codes();
-        let issued = c.issue("XIDPABCDEFGHIJ", "tx-1", CodeChannel::Sms, IP).await.unwrap();
+        let Fixture { c, app, .. } = codes().await;
+        let issued = c.issue("XIDPABCDEFGHIJ", "tx-1", Method::Sms, IP).await.unwrap();
         assert!(c.drop_for("XIDPABCDEFGHIJ").await.unwrap());
         assert!(!c.drop_for("XIDPABCDEFGHIJ").await.unwrap());
-        assert_eq!(c.verify(&issued.challenge_id, "tx-1", &issued.code).await.unwrap(), Verdict::Expired);
+        assert_eq!(c.verify(&issued.challenge_id, "tx-1", &issued.code, &app).await.unwrap().0, Verdict::Expired);
+    }
+
+    #[tokio::test]
+    async fn app_challenges_check_the_holders_authenticator() {
+        let Fixture { c, clock, app, .. } = codes().await;
+        let e = app.enrol("XIDPABCDEFGHIJ", "mario").await.unwrap();
+        let seed = crate::authenticator::tests::seed_of(&e.provisioning_uri);
+        let now = |clock: &ManualClock| clock.now().timestamp() as u64;
+        assert!(
+            app.confirm("XIDPABCDEFGHIJ", &e.token_id, &crate::totp::DEFAULT.code_at(&seed, now(&clock)).unwrap())
+                .await
+                .unwrap()
+        );
+        clock.advance(chrono::Duration::seconds(30));
+        let issued = c.issue("XIDPABCDEFGHIJ", "tx-1", Method::Totp, IP).await.unwrap();
+        assert!(issued.code.is_empty(), "the app makes the code");
+        let code = crate::totp::DEFAULT.code_at(&seed, now(&clock)).unwrap();
+        let (verdict, method, spid_code) = c.verify(&issued.challenge_id, "tx-1", &code, &app).await.unwrap();
+        assert_eq!((verdict, method, spid_code.as_str()), (Verdict::Ok, Method::Totp, "XIDPABCDEFGHIJ"));
+        // The same code in a new challenge: its step is used.
+        let again = c.issue("XIDPABCDEFGHIJ", "tx-2", Method::Totp, IP).await.unwrap();
+        assert_eq!(
+            c.verify(&again.challenge_id, "tx-2", &code, &app).await.unwrap().0,
+            Verdict::Wrong { attempts_left: 2 }
+        );
     }
 
     #[test]
