@@ -1,0 +1,186 @@
+//! The second factor end to end in one process, with identity-manager and
+//! notification replaced by in-memory fakes: who may use what, codes
+//! reaching the sender and working once, the authenticator, the lifecycle
+//! drop, and the audit trail (which never holds a code).
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use prost::Message;
+use spid_proto::events::v1::{Envelope, IdentityState, IdentityStateChanged, SecondFactor};
+use spid_types::{Clock, ErrorKind, ManualClock, ServiceError};
+use sqlx::Row;
+
+use crate::challenge::{Codes, Method, Policy, Verdict};
+use crate::service::{CodeMessage, CodeSender, Contacts, Directory, Otp};
+
+#[derive(Default)]
+struct People(Mutex<std::collections::HashMap<String, Contacts>>);
+
+#[async_trait]
+impl Directory for People {
+    async fn contacts(&self, spid_code: &str) -> Result<Contacts, ServiceError> {
+        self.0
+            .lock()
+            .unwrap()
+            .get(spid_code)
+            .cloned()
+            .ok_or_else(|| ServiceError::not_found("identity.not_found", "no such identity"))
+    }
+}
+
+#[derive(Default)]
+struct Outbox(Mutex<Vec<CodeMessage>>);
+
+#[async_trait]
+impl CodeSender for Outbox {
+    async fn send(&self, m: CodeMessage) -> Result<(), ServiceError> {
+        self.0.lock().unwrap().push(m);
+        Ok(())
+    }
+}
+
+struct World {
+    otp: Arc<Otp>,
+    people: Arc<People>,
+    sent: Arc<Outbox>,
+    clock: Arc<ManualClock>,
+    db: spid_db::Db,
+    _dir: tempfile::TempDir,
+}
+
+const IP: &str = "203.0.113.9";
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let (authenticators, clock, db) = crate::authenticator::tests::authenticators(dir.path()).await;
+    let bus = spid_server::testkit::bus(dir.path()).await.unwrap();
+    let relay = spid_events::OutboxRelay::new(db.clone(), bus, spid_telemetry::Metrics::new("t").unwrap(), "t");
+    let people = Arc::new(People::default());
+    let sent = Arc::new(Outbox::default());
+    let cache = Arc::new(spid_cache::MemoryCache::new());
+    let codes = Codes::new(cache, spid_secrets::SecretKey::random().unwrap(), clock.clone(), Policy::default());
+    let otp = Arc::new(Otp {
+        codes,
+        authenticators,
+        directory: people.clone(),
+        sender: sent.clone(),
+        db: db.clone(),
+        relay,
+        clock: clock.clone(),
+    });
+    World { otp, people, sent, clock, db, _dir: dir }
+}
+
+impl World {
+    fn person(&self, spid_code: &str, c: Contacts) {
+        self.people.0.lock().unwrap().insert(spid_code.to_owned(), c);
+    }
+
+    fn last_code(&self) -> CodeMessage {
+        self.sent.0.lock().unwrap().last().cloned().unwrap()
+    }
+
+    async fn audit(&self) -> Vec<(String, SecondFactor)> {
+        let rows = sqlx::query("SELECT payload FROM outbox ORDER BY id").fetch_all(self.db.pool()).await.unwrap();
+        rows.iter()
+            .map(|r| {
+                let e = Envelope::decode(r.get::<Vec<u8>, _>("payload").as_slice()).unwrap();
+                let p = spid_events::envelope::payload_of::<SecondFactor>(&e).unwrap();
+                (e.r#type, p)
+            })
+            .collect()
+    }
+}
+
+fn private(mobile: bool) -> Contacts {
+    Contacts {
+        mobile: mobile.then(|| "+393331234567".into()),
+        email: Some("mario.rossi@example.it".into()),
+        legal_person: false,
+        minor: false,
+        active: true,
+    }
+}
+
+#[tokio::test]
+async fn an_sms_code_reaches_the_holder_and_opens_the_login_once() {
+    let w = world().await;
+    w.person("XIDPABCDEFGHIJ", private(true));
+    assert_eq!(w.otp.methods("XIDPABCDEFGHIJ").await.unwrap(), [Method::Sms]);
+    let s = w.otp.start("XIDPABCDEFGHIJ", "tx-1", Method::Sms, IP).await.unwrap();
+    assert_eq!(s.masked_destination, "+39 3*******67");
+    let m = w.last_code();
+    assert_eq!((m.method, m.recipient.as_str(), m.minutes), (Method::Sms, "+393331234567", 5));
+    assert_eq!(m.idempotency_key, format!("otp:{}", s.challenge_id));
+    assert_eq!(w.otp.verify(&s.challenge_id, "tx-1", &m.code, IP).await.unwrap(), Verdict::Ok);
+    assert_eq!(w.otp.verify(&s.challenge_id, "tx-1", &m.code, IP).await.unwrap(), Verdict::Expired);
+    let audit = w.audit().await;
+    let outcomes: Vec<_> = audit.iter().map(|(t, p)| (t.as_str(), p.outcome.as_str())).collect();
+    assert_eq!(outcomes, [("otp.issued", "issued"), ("otp.verified", "verified")]);
+    assert!(audit.iter().all(|(_, p)| p.reference == s.challenge_id && p.client_ip == IP));
+    let raw = sqlx::query("SELECT payload FROM outbox").fetch_all(w.db.pool()).await.unwrap();
+    assert!(raw.iter().all(|r| !String::from_utf8_lossy(&r.get::<Vec<u8>, _>("payload")).contains(&m.code)));
+}
+
+#[tokio::test]
+async fn email_codes_only_for_legal_persons_and_minors_without_a_mobile() {
+    let w = world().await;
+    w.person("XIDPPRIVATE0001", private(true));
+    w.person("XIDPLEGAL000001", Contacts { legal_person: true, ..private(true) });
+    w.person("XIDPMINOR000001", Contacts { minor: true, ..private(false) });
+    w.person("XIDPMINOR000002", Contacts { minor: true, ..private(true) });
+    w.person("XIDPSUSPENDED01", Contacts { active: false, ..private(true) });
+    let err = w.otp.start("XIDPPRIVATE0001", "tx", Method::Email, IP).await.unwrap_err();
+    assert_eq!((err.kind, err.code.as_str()), (ErrorKind::FailedPrecondition, "otp.method_not_allowed"));
+    assert_eq!(w.otp.methods("XIDPLEGAL000001").await.unwrap(), [Method::Sms, Method::Email]);
+    assert_eq!(w.otp.methods("XIDPMINOR000001").await.unwrap(), [Method::Email], "MIN-8");
+    assert_eq!(w.otp.methods("XIDPMINOR000002").await.unwrap(), [Method::Sms], "a minor with a mobile gets SMS");
+    let s = w.otp.start("XIDPMINOR000001", "tx", Method::Email, IP).await.unwrap();
+    assert_eq!(s.masked_destination, "m***@example.it");
+    assert_eq!(w.last_code().recipient, "mario.rossi@example.it");
+    let err = w.otp.start("XIDPSUSPENDED01", "tx", Method::Sms, IP).await.unwrap_err();
+    assert_eq!(err.code, "identity.not_active");
+    assert_eq!(w.sent.0.lock().unwrap().len(), 1, "nothing sent for refused starts");
+}
+
+#[tokio::test]
+async fn the_app_is_offered_once_enrolled_and_suspension_drops_it_and_the_challenge() {
+    let w = world().await;
+    w.person("XIDPABCDEFGHIJ", private(true));
+    let e = w.otp.enrol("XIDPABCDEFGHIJ", "mario.rossi@example.it").await.unwrap();
+    let seed = crate::authenticator::tests::seed_of(&e.provisioning_uri);
+    let code = |w: &World| crate::totp::DEFAULT.code_at(&seed, w.clock.now().timestamp() as u64).unwrap();
+    assert!(w.otp.confirm("XIDPABCDEFGHIJ", &e.token_id, &code(&w)).await.unwrap());
+    assert_eq!(w.otp.methods("XIDPABCDEFGHIJ").await.unwrap(), [Method::Sms, Method::Totp]);
+    w.clock.advance(chrono::Duration::seconds(30));
+    let s = w.otp.start("XIDPABCDEFGHIJ", "tx-1", Method::Totp, IP).await.unwrap();
+    assert!(s.masked_destination.is_empty());
+    assert_eq!(w.otp.verify(&s.challenge_id, "tx-1", &code(&w), IP).await.unwrap(), Verdict::Ok);
+
+    let pending = w.otp.start("XIDPABCDEFGHIJ", "tx-2", Method::Sms, IP).await.unwrap();
+    let sms = w.last_code();
+    let changed = spid_events::EventBuilder::new("identity-manager", "identity.suspended", "XIDPABCDEFGHIJ", &*w.clock)
+        .payload(&IdentityStateChanged {
+            spid_code: "XIDPABCDEFGHIJ".into(),
+            previous: IdentityState::Active as i32,
+            current: IdentityState::Suspended as i32,
+            ..Default::default()
+        })
+        .build();
+    let delivery = spid_events::Delivery {
+        topic: spid_types::topics::LIFECYCLE.into(),
+        partition: 0,
+        offset: 0,
+        key: "XIDPABCDEFGHIJ".into(),
+        payload: changed.encode_to_vec(),
+        headers: vec![],
+    };
+    let consumer = crate::lifecycle::Lifecycle { otp: w.otp.clone() };
+    spid_events::MessageHandler::handle(&consumer, &delivery).await.unwrap();
+    assert_eq!(w.otp.verify(&pending.challenge_id, "tx-2", &sms.code, IP).await.unwrap(), Verdict::Expired);
+    assert_eq!(w.otp.methods("XIDPABCDEFGHIJ").await.unwrap(), [Method::Sms], "the app must be enrolled again");
+    let types: Vec<String> = w.audit().await.into_iter().map(|(t, _)| t).collect();
+    assert!(types.contains(&"otp.enrolled".to_owned()) && types.contains(&"otp.confirmed".to_owned()));
+    assert_eq!(types.last().unwrap(), "otp.dropped");
+}
