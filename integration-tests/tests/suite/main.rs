@@ -7,5 +7,6 @@
 mod dev_mode;
 mod events;
 mod notification;
+mod otp;
 mod registration;
 mod startup;

@@ -1,0 +1,120 @@
+//! The second factor across the services of `idp dev`: otp-service asks
+//! identity-manager where the demo holder's code may go, sends it through
+//! notification (the development outbox shows it), and checks it once; the
+//! authenticator app is enrolled and used with codes computed by an
+//! independent TOTP implementation (Python's standard library).
+
+use std::process::Command;
+
+use integration_tests::{DevProcess, Ports};
+use spid_proto::otp::v1::authenticators_client::AuthenticatorsClient;
+use spid_proto::otp::v1::challenges_client::ChallengesClient;
+use spid_proto::otp::v1::verify_response::Outcome;
+use spid_proto::otp::v1::{ConfirmRequest, EnrolRequest, ListMethodsRequest, Method, StartRequest, VerifyRequest};
+use spid_types::ServiceName;
+
+const IP: &str = "198.51.100.23";
+
+/// RFC 6238 with SHA-1, 6 digits, 30 s, written with Python's hmac: the
+/// code an authenticator app would show for the URI's secret, `offset`
+/// steps from now.
+fn python_totp(uri: &str, offset: i64) -> String {
+    let script = r#"
+import base64, hashlib, hmac, struct, sys, time, urllib.parse
+q = urllib.parse.parse_qs(urllib.parse.urlparse(sys.argv[1]).query)
+secret = q["secret"][0]
+key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+step = int(time.time()) // 30 + int(sys.argv[2])
+mac = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
+o = mac[-1] & 15
+print("%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7fffffff) % 1000000))
+"#;
+    let out = Command::new("python3").args(["-c", script, uri, &offset.to_string()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_level_two_holder_gets_an_sms_code_and_uses_an_authenticator_app() {
+    let data = tempfile::tempdir().unwrap();
+    let ports = Ports::allocate();
+    let _dev = DevProcess::start(&ports, data.path(), &[]).await;
+    let demo: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.path().join("demo-users.json")).unwrap()).unwrap();
+    let holder = demo.as_array().unwrap().iter().find(|u| u["level"] == 2).unwrap();
+    let spid_code = holder["spid_code"].as_str().unwrap().to_owned();
+    let mobile = holder["mobile"].as_str().unwrap().to_owned();
+
+    let mut challenges = ChallengesClient::connect(ports.grpc_url(ServiceName::OtpService)).await.unwrap();
+    let methods = challenges
+        .list_methods(ListMethodsRequest { spid_code: spid_code.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .methods;
+    assert_eq!(methods, [Method::Sms as i32], "a private holder with a mobile: SMS only");
+
+    let start = |tx: &str, method: Method| StartRequest {
+        spid_code: spid_code.clone(),
+        transaction_id: tx.into(),
+        method: method as i32,
+        client_ip: IP.into(),
+        service_provider: String::new(),
+    };
+    let started = challenges.start(start("tx-1", Method::Sms)).await.unwrap().into_inner();
+    assert!(started.masked_destination.ends_with(&mobile[mobile.len() - 2..]), "{}", started.masked_destination);
+    let email = challenges.start(start("tx-1", Method::Email)).await.unwrap_err();
+    assert_eq!(email.code(), tonic::Code::FailedPrecondition, "e-mail codes are not for private holders");
+
+    // The code, as the holder's phone would get it.
+    let public = ports.http_url(ServiceName::AuthnGateway);
+    let outbox: serde_json::Value = reqwest::get(format!("{public}/dev/outbox")).await.unwrap().json().await.unwrap();
+    let sms = outbox.as_array().unwrap().iter().rev().find(|m| m["recipient"] == mobile.as_str()).unwrap();
+    let body = sms["body"].as_str().unwrap();
+    let code: String = body.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).unwrap().to_owned();
+
+    let verify = |challenge: &str, tx: &str, code: &str| VerifyRequest {
+        challenge_id: challenge.into(),
+        transaction_id: tx.into(),
+        code: code.into(),
+        client_ip: IP.into(),
+    };
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    let r = challenges.verify(verify(&started.challenge_id, "tx-1", wrong)).await.unwrap().into_inner();
+    assert_eq!((r.outcome(), r.attempts_left), (Outcome::WrongCode, 2));
+    let r = challenges.verify(verify(&started.challenge_id, "tx-1", &code)).await.unwrap().into_inner();
+    assert_eq!(r.outcome(), Outcome::Ok);
+    let r = challenges.verify(verify(&started.challenge_id, "tx-1", &code)).await.unwrap().into_inner();
+    assert_eq!(r.outcome(), Outcome::Expired, "an intercepted code cannot be replayed");
+
+    // The authenticator app: enrolled, confirmed, then offered and used.
+    let mut apps = AuthenticatorsClient::connect(ports.grpc_url(ServiceName::OtpService)).await.unwrap();
+    let enrolled =
+        apps.enrol(EnrolRequest { spid_code: spid_code.clone(), account: "demo".into() }).await.unwrap().into_inner();
+    assert!(enrolled.provisioning_uri.starts_with("otpauth://totp/"), "{}", enrolled.provisioning_uri);
+    let first = python_totp(&enrolled.provisioning_uri, 0);
+    let confirmed = apps
+        .confirm(ConfirmRequest {
+            spid_code: spid_code.clone(),
+            token_id: enrolled.token_id.clone(),
+            code: first.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(confirmed.confirmed);
+    let methods = challenges
+        .list_methods(ListMethodsRequest { spid_code: spid_code.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .methods;
+    assert_eq!(methods, [Method::Sms as i32, Method::Totp as i32]);
+    let app = challenges.start(start("tx-2", Method::Totp)).await.unwrap().into_inner();
+    // The confirming code's step is spent; the next step's code works.
+    let r = challenges.verify(verify(&app.challenge_id, "tx-2", &first)).await.unwrap().into_inner();
+    assert_eq!(r.outcome(), Outcome::WrongCode);
+    let next = python_totp(&enrolled.provisioning_uri, 1);
+    let r = challenges.verify(verify(&app.challenge_id, "tx-2", &next)).await.unwrap().into_inner();
+    assert_eq!(r.outcome(), Outcome::Ok);
+}
