@@ -63,7 +63,7 @@ pub struct SmsConfig {
 impl std::fmt::Debug for SmsConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SmsConfig")
-            .field("url", &self.url.as_str())
+            .field("host", &self.url.host_str())
             .field("format", &self.format)
             .field("auth_header", &self.auth.as_ref().map(|(h, _)| h))
             .finish()
@@ -309,5 +309,14 @@ mod tests {
         let c = resolve_sms(token, false).unwrap().unwrap();
         assert_eq!(c.auth.as_ref().map(|(h, _)| h.as_str()), Some("Authorization"));
         assert!(!format!("{c:?}").contains("secret-value"));
+        let keyed = SmsSettings {
+            url: Some("https://sms.example.it/send?apikey=k-991".into()),
+            token: Some("Bearer t-5".into()),
+            ..SmsSettings::default()
+        };
+        let shown = format!("{keyed:?} {:?}", resolve_sms(keyed.clone(), false).unwrap().unwrap());
+        assert!(!shown.contains("k-991") && !shown.contains("t-5"), "{shown}");
+        let smtp = SmtpSettings { password: Some("hunter2".into()), ..SmtpSettings::default() };
+        assert!(!format!("{smtp:?}").contains("hunter2"));
     }
 }

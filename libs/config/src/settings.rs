@@ -296,7 +296,7 @@ impl Default for DeliverySettings {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmtpSettings {
     pub host: Option<String>,
@@ -330,7 +330,7 @@ impl Default for SmtpSettings {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmsSettings {
     /// The gateway's send endpoint (POST).
@@ -351,6 +351,27 @@ pub struct SmsSettings {
     /// (`IDP__DELIVERY__SMS__TOKEN`).
     pub token: Option<String>,
     pub timeout_secs: u64,
+}
+
+/// Without the password.
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("from", &self.from)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Without the token or the URL's query (gateways put keys there).
+impl std::fmt::Debug for SmsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = self.url.as_deref().map(|u| u.split('?').next().unwrap_or(""));
+        f.debug_struct("SmsSettings").field("url", &url).field("format", &self.format).finish_non_exhaustive()
+    }
 }
 
 impl Default for SmsSettings {
@@ -377,7 +398,7 @@ pub struct OtpSettings {
     /// Directory of the key material: `master.key` (TOTP seed derivation,
     /// OTP-7), `data.key` (derivation keys at rest), `code-mac.key` (code
     /// hashes). Development: `<dev.data_dir>/keys/otp`, created at first
-    /// start. Production: required (or an HSM), never generated.
+    /// start. Production: required, never generated.
     pub keys_dir: Option<String>,
     /// Seconds an SMS or e-mail code stays valid (OTP-1: 300).
     pub code_validity_secs: u64,

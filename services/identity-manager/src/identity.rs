@@ -484,10 +484,8 @@ impl Credentials {
         Ok(())
     }
 
-    /// The SPID attributes of an identity among `names` (unknown names and
-    /// values the identity does not have are left out).
-    /// Where second-factor codes may go: (identity type, status, mobile,
-    /// e-mail, birth date).
+    /// Where second-factor codes may go: the identity's type and status,
+    /// its verified mobile and e-mail, its birth date.
     pub async fn second_factor_contacts(&self, spid_code: &str) -> Result<SecondFactorContacts, ServiceError> {
         let row = sqlx::query("SELECT identity_type, status FROM identities WHERE spid_code = $1")
             .bind(spid_code)
@@ -507,6 +505,8 @@ impl Credentials {
         })
     }
 
+    /// The SPID attributes of an identity among `names` (unknown names and
+    /// values the identity does not have are left out).
     pub async fn attributes(&self, spid_code: &str, names: &[String]) -> Result<HashMap<String, String>, ServiceError> {
         let row = sqlx::query(
             "SELECT i.holder_id, i.identity_type, h.codice_fiscale, h.vat_number, h.surname, h.given_name,

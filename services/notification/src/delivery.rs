@@ -4,8 +4,10 @@
 //!
 //! A message is stored before anyone is told it was accepted; the worker
 //! claims it with a lease, so a process killed mid-delivery leaves it to be
-//! taken over when the lease runs out. Every claim counts as an attempt, so
-//! a message that crashes its worker still runs out of attempts. Delivery
+//! taken over when the lease runs out. A delivery is cut off before its
+//! lease ends, so no other worker takes over a message still being sent.
+//! Every claim counts as an attempt, so a message that crashes its worker
+//! still runs out of attempts and is dead-lettered unsent. Delivery
 //! is at least once: a crash after the server accepted and before the
 //! outcome was recorded sends the message again, with the same Message-ID
 //! (e-mail) or gateway reference (SMS), which lets the receiving side
@@ -125,6 +127,8 @@ pub struct Worker {
     pub wake: Arc<Notify>,
     pub concurrency: usize,
     pub metrics: DeliveryMetrics,
+    /// Development: keep delivered codes readable in the outbox.
+    pub keep_codes: bool,
 }
 
 /// How often a worker looks for due messages when nothing wakes it (other
@@ -169,8 +173,16 @@ impl Worker {
         Ok(())
     }
 
+    /// Claimed at once: no more than are delivered at once, so no claimed
+    /// message waits in a queue while its lease runs.
     fn batch(&self) -> usize {
-        self.concurrency * 2
+        self.concurrency
+    }
+
+    /// How long one delivery may take: the lease, less a margin for
+    /// recording the outcome.
+    fn deadline(&self) -> Duration {
+        self.policy.lease.saturating_sub(Duration::from_secs(3)).max(Duration::from_secs(1))
     }
 
     /// One pass: claims what is due and delivers it, `concurrency` at a
@@ -199,7 +211,15 @@ impl Worker {
             let outcome = Outcome::Dead { detail: "no transport for this channel".to_owned() };
             return self.record(&claimed, owner, "none", outcome).await;
         };
-        let result = transport.deliver(&claimed.message).await;
+        if claimed.attempt > self.policy.max_attempts {
+            // Earlier claims never finished (the worker died with them).
+            let detail = format!("{} claims without an outcome; not sent again", claimed.attempt - 1);
+            return self.record(&claimed, owner, transport.name(), Outcome::Dead { detail }).await;
+        }
+        let result = match tokio::time::timeout(self.deadline(), transport.deliver(&claimed.message)).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::Transient(format!("no answer within {} s", self.deadline().as_secs()))),
+        };
         let outcome = match result {
             Ok(receipt) => Outcome::Delivered { receipt },
             Err(Failure::Permanent(detail)) => Outcome::Dead { detail },
@@ -252,7 +272,7 @@ impl Worker {
                 .collect(),
             })
             .build();
-        self.store.finish(claimed, owner, transport, &outcome, self.clock.now(), &event).await
+        self.store.finish(claimed, owner, transport, &outcome, self.clock.now(), &event, !self.keep_codes).await
     }
 }
 

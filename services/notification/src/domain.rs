@@ -161,7 +161,7 @@ impl Notifier {
         } else {
             Status::Pending
         };
-        let digest = hex::encode(Sha256::digest(format!("{}\n{}", rendered.subject, rendered.body)));
+        let digest = self.content_digest(&req.template, locale, &req.data, &rendered)?;
         let message_id = uuid::Uuid::now_v7().to_string();
         let accepted = self
             .store
@@ -184,6 +184,36 @@ impl Notifier {
         Ok(accepted)
     }
 
+    /// The content digest traced on the audit topic. A one-time code has
+    /// a million values, so a plain digest of a message carrying one would
+    /// give the code away: such messages are digested with the code masked.
+    fn content_digest(
+        &self,
+        template: &str,
+        locale: Locale,
+        data: &BTreeMap<String, String>,
+        rendered: &crate::templates::Rendered,
+    ) -> Result<String, ServiceError> {
+        let text = if Templates::carries_secret(template) {
+            let mut masked = data.clone();
+            for key in crate::templates::SECRET_KEYS {
+                if let Some(v) = masked.get_mut(*key) {
+                    *v = "******".to_owned();
+                }
+            }
+            let r = self.templates.render(template, locale, &masked)?;
+            format!("{}\n{}", r.subject, r.body)
+        } else {
+            format!("{}\n{}", rendered.subject, rendered.body)
+        };
+        Ok(hex::encode(Sha256::digest(text)))
+    }
+
+    /// Whether this deployment can deliver on `channel`.
+    pub fn has_channel(&self, channel: Channel) -> bool {
+        self.transports.get(channel).is_some()
+    }
+
     /// Dead-lettered messages, newest first (operators).
     pub async fn failed(&self, limit: u32) -> Result<Vec<FailedMessage>, ServiceError> {
         self.store.dead(limit.clamp(1, 1000)).await
@@ -199,8 +229,21 @@ impl Notifier {
             .actor(Kind::Operator, operator)
             .reason("dead-lettered message put back for delivery")
             .build();
-        if !self.store.requeue(message_id, self.clock.now(), &event).await? {
-            return Err(ServiceError::not_found("message.not_dead", format!("no dead-lettered message {message_id}")));
+        match self.store.requeue(message_id, self.clock.now(), &event).await? {
+            crate::store::Requeue::Done => {}
+            crate::store::Requeue::NotDead => {
+                return Err(ServiceError::not_found(
+                    "message.not_dead",
+                    format!("no dead-lettered message {message_id}"),
+                ));
+            }
+            crate::store::Requeue::CarriesCode => {
+                return Err(ServiceError::new(
+                    ErrorKind::FailedPrecondition,
+                    "message.code_expired",
+                    "a message carrying a one-time code is not sent again: its code is stale",
+                ));
+            }
         }
         self.relay.wake();
         self.wake.notify_one();

@@ -63,10 +63,22 @@ impl MessageHandler for Intake {
     async fn handle(&self, delivery: &Delivery) -> Result<(), HandlerError> {
         let event = Envelope::decode(delivery.payload.as_slice())
             .map_err(|e| HandlerError::Poison(format!("not an event envelope: {e}")))?;
+        let explicit =
+            spid_events::envelope::payload_of::<NotificationRequested>(&event).is_some_and(|r| !r.channel.is_empty());
         for message in to_send(&event).map_err(HandlerError::Poison)? {
+            // Channels we picked ourselves are skipped when this deployment
+            // has no transport for them (no PEC provider): the message
+            // still goes by the others.
+            if !explicit && message.channel.is_some_and(|c| !self.notifier.has_channel(c)) {
+                continue;
+            }
             match self.notifier.send(message).await {
                 Ok(_) => {}
-                Err(e) if e.kind == ErrorKind::InvalidInput => return Err(HandlerError::Poison(e.to_string())),
+                // Retrying would never help: bad data, or a channel this
+                // deployment does not have.
+                Err(e) if matches!(e.kind, ErrorKind::InvalidInput | ErrorKind::FailedPrecondition) => {
+                    return Err(HandlerError::Poison(e.to_string()));
+                }
                 Err(e) => return Err(HandlerError::Retry(e.to_string())),
             }
         }
@@ -174,5 +186,37 @@ mod policy_tests {
             .build()
             .payload;
         assert!(to_send(&nobody).unwrap_err().contains("no contact"));
+    }
+
+    #[tokio::test]
+    async fn channels_this_deployment_lacks_are_skipped_when_ours_to_pick_and_poison_when_asked() {
+        let w = crate::tests::world(crate::delivery::Transports {
+            email: crate::delivery::Transports::dev_outbox().email,
+            ..Default::default()
+        })
+        .await;
+        let intake = Intake { notifier: w.notifier.clone() };
+        let mut event = by_contacts("identity-revoked", "");
+        let mut requested = spid_events::envelope::payload_of::<NotificationRequested>(&event).unwrap();
+        requested.contacts.as_mut().unwrap().pec = "mario.rossi@pec.example.it".into();
+        event.payload = EventBuilder::new("x", "y", "z", &SystemClock).payload(&requested).build().payload;
+        let delivery = Delivery {
+            topic: spid_types::topics::NOTIFICATION.to_owned(),
+            partition: 0,
+            offset: 0,
+            key: event.aggregate_id.clone(),
+            payload: event.encode_to_vec(),
+            headers: vec![],
+        };
+        intake.handle(&delivery).await.unwrap();
+        let outbox = w.notifier.dev_outbox(10).await.unwrap();
+        assert_eq!(outbox.len(), 1, "e-mail only: no PEC provider here");
+        assert_eq!(outbox[0].channel, "email");
+
+        requested.channel = "pec".into();
+        requested.recipient = "mario.rossi@pec.example.it".into();
+        event.payload = EventBuilder::new("x", "y", "z", &SystemClock).payload(&requested).build().payload;
+        let asked = Delivery { payload: event.encode_to_vec(), ..delivery };
+        assert!(matches!(intake.handle(&asked).await, Err(HandlerError::Poison(_))), "never retried forever");
     }
 }

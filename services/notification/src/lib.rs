@@ -76,6 +76,7 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
         wake,
         concurrency: delivery.concurrency,
         metrics: metrics::DeliveryMetrics::new(deps.metrics.registry()).map_err(RunError::new)?,
+        keep_codes: config.is_dev(),
     };
     let consumer = spid_events::run_consumer(
         deps.bus.clone(),

@@ -40,6 +40,25 @@ impl SmsGateway {
     }
 }
 
+/// The gateway's answer as kept with the attempt: short, and with every run
+/// of four or more digits masked (gateways often echo the text, which may
+/// carry a code).
+fn masked(answer: &str) -> String {
+    let mut out = String::new();
+    let mut digits = String::new();
+    for c in answer.chars().take(ANSWER) {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        out.push_str(&if digits.len() >= 4 { "#".repeat(digits.len()) } else { std::mem::take(&mut digits) });
+        digits.clear();
+        out.push(c);
+    }
+    out.push_str(&if digits.len() >= 4 { "#".repeat(digits.len()) } else { digits });
+    out
+}
+
 #[async_trait]
 impl Transport for SmsGateway {
     fn name(&self) -> &'static str {
@@ -60,9 +79,10 @@ impl Transport for SmsGateway {
         if let Some((header, value)) = &self.config.auth {
             request = request.header(header.as_str(), value.as_str());
         }
-        let response = request.send().await.map_err(|e| Failure::Transient(format!("SMS gateway: {e}")))?;
+        let response =
+            request.send().await.map_err(|e| Failure::Transient(format!("SMS gateway: {}", e.without_url())))?;
         let status = response.status();
-        let answer: String = response.text().await.unwrap_or_default().chars().take(ANSWER).collect();
+        let answer = masked(&response.text().await.unwrap_or_default());
         if status.is_success() {
             Ok(format!("HTTP {} {answer}", status.as_u16()))
         } else if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
@@ -160,6 +180,15 @@ mod tests {
         assert_eq!(ctype, "application/x-www-form-urlencoded");
         assert!(body.contains("destination=%2B393331234567") && body.contains("client_ref=m-1"), "{body}");
         handle.stop(true).await;
+    }
+
+    #[test]
+    fn codes_echoed_by_the_gateway_are_not_kept() {
+        assert_eq!(
+            masked("{\"text\":\"Il tuo codice è 482913\",\"id\":12}"),
+            "{\"text\":\"Il tuo codice è ######\",\"id\":12}"
+        );
+        assert_eq!(masked("queued 1234"), "queued ####");
     }
 
     #[tokio::test]

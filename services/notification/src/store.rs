@@ -60,6 +60,17 @@ pub struct Claimed {
     pub attempt: u32,
     pub content_sha256: String,
     pub subject_id: String,
+    /// The message carries a one-time code ([`crate::templates::SECRET_KEYS`]).
+    pub secret: bool,
+}
+
+/// What putting a dead letter back came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requeue {
+    Done,
+    NotDead,
+    /// Codes are not sent again: they are stale (and removed).
+    CarriesCode,
 }
 
 /// What an attempt came to.
@@ -213,8 +224,8 @@ impl Store {
         for id in ids {
             let row = sqlx::query(
                 "UPDATE messages SET lease_until = $1, lease_owner = $2, attempts = attempts + 1
-                 WHERE id = $3 AND status = 'pending' AND lease_until <= $4
-                 RETURNING channel, recipient, subject, body, attempts, content_sha256, subject_id",
+                 WHERE id = $3 AND status = 'pending' AND lease_until <= $4 AND next_attempt_at <= $4
+                 RETURNING channel, recipient, subject, body, attempts, content_sha256, subject_id, template",
             )
             .bind(lease_until.timestamp_micros())
             .bind(owner)
@@ -225,6 +236,7 @@ impl Store {
             .map_err(db_err)?;
             let Some(r) = row else { continue };
             let channel: String = r.try_get("channel").map_err(db_err)?;
+            let template: String = r.try_get("template").map_err(db_err)?;
             let attempts: i64 = r.try_get::<i64, _>("attempts").map_err(db_err)?;
             claimed.push(Claimed {
                 message: Outgoing {
@@ -238,6 +250,7 @@ impl Store {
                 attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
                 content_sha256: r.try_get("content_sha256").map_err(db_err)?,
                 subject_id: r.try_get("subject_id").map_err(db_err)?,
+                secret: crate::templates::Templates::carries_secret(&template),
             });
         }
         Ok(claimed)
@@ -246,7 +259,10 @@ impl Store {
     /// Records an attempt's outcome, the attempt itself and its audit event
     /// in one transaction. If the lease was lost meanwhile (the worker was
     /// too slow and another took over) the message is left to the new
-    /// holder; the attempt and its event are recorded all the same.
+    /// holder; the attempt and its event are recorded all the same. With
+    /// `scrub`, a final outcome removes the body of a message carrying a
+    /// one-time code: nothing keeps the code once it is sent or given up.
+    #[allow(clippy::too_many_arguments)]
     pub async fn finish(
         &self,
         claimed: &Claimed,
@@ -255,6 +271,7 @@ impl Store {
         outcome: &Outcome,
         at: DateTime<Utc>,
         event: &Envelope,
+        scrub: bool,
     ) -> Result<(), ServiceError> {
         let at = at.timestamp_micros();
         let (status, delivered_at, next) = match outcome {
@@ -263,10 +280,12 @@ impl Store {
             Outcome::Dead { .. } => (Status::Dead, None, 0),
         };
         let error = if matches!(outcome, Outcome::Delivered { .. }) { String::new() } else { clip(outcome.detail()) };
+        let remove_body = scrub && claimed.secret && status != Status::Pending;
         let mut tx = self.db.pool().begin().await.map_err(db_err)?;
         sqlx::query(
             "UPDATE messages SET status = $1, delivered_at = $2, next_attempt_at = $3, lease_until = 0,
-                                 lease_owner = '', last_error = $4
+                                 lease_owner = '', last_error = $4,
+                                 body = CASE WHEN $7 = 1 THEN '' ELSE body END
              WHERE id = $5 AND lease_owner = $6",
         )
         .bind(status.as_str())
@@ -275,6 +294,7 @@ impl Store {
         .bind(&error)
         .bind(&claimed.message.id)
         .bind(owner)
+        .bind(i64::from(remove_body))
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
@@ -353,8 +373,19 @@ impl Store {
     }
 
     /// Puts a dead-lettered message back in the queue with fresh attempts,
-    /// with the operator's audit event. `false`: no such dead message.
-    pub async fn requeue(&self, id: &str, at: DateTime<Utc>, event: &Envelope) -> Result<bool, ServiceError> {
+    /// with the operator's audit event.
+    pub async fn requeue(&self, id: &str, at: DateTime<Utc>, event: &Envelope) -> Result<Requeue, ServiceError> {
+        let template: Option<String> =
+            sqlx::query_scalar("SELECT template FROM messages WHERE id = $1 AND status = 'dead'")
+                .bind(id)
+                .fetch_optional(self.db.pool())
+                .await
+                .map_err(db_err)?;
+        match template {
+            None => return Ok(Requeue::NotDead),
+            Some(t) if crate::templates::Templates::carries_secret(&t) => return Ok(Requeue::CarriesCode),
+            Some(_) => {}
+        }
         let mut tx = self.db.pool().begin().await.map_err(db_err)?;
         let updated = sqlx::query(
             "UPDATE messages SET status = 'pending', attempts = 0, next_attempt_at = $1, last_error = ''
@@ -367,7 +398,7 @@ impl Store {
         .map_err(db_err)?;
         if updated.rows_affected() == 0 {
             tx.rollback().await.map_err(db_err)?;
-            return Ok(false);
+            return Ok(Requeue::NotDead);
         }
         // Attempt numbers start again at 1: the earlier ones stay in the
         // audit trail, not in this table.
@@ -378,7 +409,7 @@ impl Store {
             .map_err(db_err)?;
         spid_events::outbox::enqueue(&mut tx, spid_types::topics::AUDIT, event).await.map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
-        Ok(true)
+        Ok(Requeue::Done)
     }
 
     /// Whether the holder asked for an e-mail on every use of their

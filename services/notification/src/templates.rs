@@ -92,6 +92,10 @@ pub const TEMPLATES: &[(&str, &[&str])] = &[
     ("idp-cessation", &["date"]),
 ];
 
+/// Data keys holding one-time secrets (codes): never traced, removed from
+/// the stored message once it is delivered (production).
+pub const SECRET_KEYS: &[&str] = &["code"];
+
 pub struct Templates {
     env: Environment<'static>,
 }
@@ -116,6 +120,11 @@ impl Templates {
                 .map_err(|e| format!("template {name}: {e}"))?;
         }
         Ok(Self { env })
+    }
+
+    /// Whether `name`'s messages carry a one-time secret.
+    pub fn carries_secret(name: &str) -> bool {
+        Self::required_keys(name).is_some_and(|keys| keys.iter().any(|k| SECRET_KEYS.contains(k)))
     }
 
     pub fn required_keys(name: &str) -> Option<&'static [&'static str]> {

@@ -83,6 +83,7 @@ pub(crate) async fn world(transports: Transports) -> World {
         wake,
         concurrency: 4,
         metrics: crate::metrics::DeliveryMetrics::detached().unwrap(),
+        keep_codes: false,
     };
     World { notifier, worker, relay, clock, db, _dir: dir }
 }
@@ -317,4 +318,44 @@ async fn use_notices_go_only_to_holders_who_asked() {
     assert_eq!(seen.len(), 1);
     assert!(seen[0].body.contains("INPS") && seen[0].body.contains("SpidL2"), "{}", seen[0].body);
     assert_eq!(w.notifier.set_use_notices("", true).await.unwrap_err().code, "subject.invalid");
+}
+
+#[tokio::test]
+async fn codes_are_not_traced_nor_kept_once_sent_nor_sent_again() {
+    let t = Scripted::new(vec![Err(Failure::Permanent("400 invalid destination".into()))]);
+    let w = world(Transports { sms: Some(t.clone()), ..Transports::default() }).await;
+    let dead = w.notifier.send(otp("a")).await.unwrap().message_id;
+    let sent = w.notifier.send(otp("b")).await.unwrap().message_id;
+    w.pass().await;
+    assert!(t.seen().iter().all(|m| m.body.contains("123456")), "the holder gets the code");
+    let outbox = w.notifier.dev_outbox(10).await.unwrap();
+    for id in [&dead, &sent] {
+        let m = outbox.iter().find(|m| &m.id == id).unwrap();
+        assert!(m.body.is_empty(), "the code is gone from storage once final: {:?}", m.body);
+    }
+    // The traced digest is not the digest of the message with its code.
+    let plain =
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(format!("{}\n{}", t.seen()[0].subject, t.seen()[0].body)));
+    let rows = sqlx::query("SELECT content_sha256 FROM messages").fetch_all(w.db.pool()).await.unwrap();
+    assert!(rows.iter().all(|r| r.get::<String, _>("content_sha256") != plain));
+    let err = w.notifier.retry(&dead, "op-1").await.unwrap_err();
+    assert_eq!((err.kind, err.code.as_str()), (ErrorKind::FailedPrecondition, "message.code_expired"));
+}
+
+#[tokio::test]
+async fn a_message_whose_worker_keeps_dying_is_dead_lettered_unsent() {
+    let t = Scripted::new(vec![]);
+    let w = world(email_only(&t)).await;
+    let id = w.notifier.send(email("")).await.unwrap().message_id;
+    for _ in 0..MAX_ATTEMPTS {
+        let now = spid_types::Clock::now(&*w.clock);
+        let claimed = w.worker.store.claim_due(now, now + chrono::Duration::seconds(30), "crasher", 10).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        w.later(31);
+    }
+    assert_eq!(w.pass().await, 1);
+    assert!(t.seen().is_empty(), "not sent a fourth time");
+    let failed = w.notifier.failed(10).await.unwrap();
+    assert_eq!(failed[0].id, id);
+    assert!(failed[0].last_error.contains("claims without an outcome"), "{}", failed[0].last_error);
 }

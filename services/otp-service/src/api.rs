@@ -74,8 +74,11 @@ impl pb::challenges_server::Challenges for Api {
     async fn verify(&self, request: Request<pb::VerifyRequest>) -> Result<Response<pb::VerifyResponse>, Status> {
         use pb::verify_response::Outcome;
         let r = request.into_inner();
-        if r.code.len() > 16 {
-            return Err(Status::invalid_argument("code too long"));
+        if r.code.len() > 16 || r.challenge_id.len() > 128 || r.transaction_id.len() > 128 {
+            return Err(Status::invalid_argument("code, challenge_id or transaction_id too long"));
+        }
+        if r.client_ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(Status::invalid_argument("client_ip must be an IP address"));
         }
         let verdict =
             self.0.verify(&r.challenge_id, &r.transaction_id, &r.code, &r.client_ip).await.map_err(to_status)?;

@@ -5,8 +5,10 @@
 //! client address may ask for. Only a keyed hash of the code is kept (in
 //! the cache: Redis in production), compared in constant time.
 //!
-//! An identity has at most one live challenge: a new one replaces the
-//! previous, and the identity's suspension or revocation drops it.
+//! An identity has one live challenge: a new one replaces the previous, and
+//! the identity's suspension or revocation drops it. (Two `Start`s of one
+//! identity at the same instant may both stay live until they expire: the
+//! cache offers no atomic swap.)
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -241,7 +243,12 @@ impl Codes {
             // Single use even against a concurrent verification.
             return Ok(about(match self.cache.take(&key).await.map_err(cache_err)? {
                 Some(_) => {
-                    self.cache.delete(&identity_key(&stored.spid_code)).await.map_err(cache_err)?;
+                    // Forget it as the identity's live challenge unless a
+                    // newer one took its place.
+                    let current = identity_key(&stored.spid_code);
+                    if self.cache.get(&current).await.map_err(cache_err)?.as_deref() == Some(challenge_id.as_bytes()) {
+                        self.cache.delete(&current).await.map_err(cache_err)?;
+                    }
                     Verdict::Ok
                 }
                 None => Verdict::Expired,
@@ -253,6 +260,11 @@ impl Codes {
             return Ok(about(Verdict::TooManyAttempts));
         }
         Ok(about(Verdict::Wrong { attempts_left: left }))
+    }
+
+    /// Drops one challenge (its code could not be sent).
+    pub async fn discard(&self, challenge_id: &str) -> Result<(), ServiceError> {
+        self.cache.delete(&challenge_key(challenge_id)).await.map_err(cache_err)
     }
 
     /// Drops the identity's live challenge (suspension, revocation).
@@ -314,7 +326,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_right_code_works_once_for_its_transaction_only() {
-        let Fixture { c, cache, app, .. } = codes().await;
+        let Fixture { c, cache, app, _dir, .. } = codes().await;
         let issued = c.issue("XIDPABCDEFGHIJ", "tx-1", Method::Sms, IP).await.unwrap();
         assert_eq!(issued.code.len(), 6);
         assert!(issued.code.bytes().all(|b| b.is_ascii_digit()));
@@ -336,7 +348,7 @@ mod tests {
 
     #[tokio::test]
     async fn three_wrong_codes_end_the_challenge() {
-        let Fixture { c, app, .. } = codes().await;
+        let Fixture { c, app, _dir, .. } = codes().await;
         let issued = c.issue("XIDPABCDEFGHIJ", "tx-1", Method::Sms, IP).await.unwrap();
         let wrong = if issued.code == "000000" { "000001" } else { "000000" };
         assert_eq!(
@@ -357,7 +369,7 @@ mod tests {
 
     #[tokio::test]
     async fn codes_expire_and_a_new_challenge_replaces_the_old() {
-        let Fixture { c, clock, app, .. } = codes().await;
+        let Fixture { c, clock, app, _dir, .. } = codes().await;
         let first = c.issue("XIDPABCDEFGHIJ", "tx-1", Method::Email, IP).await.unwrap();
         let second = c.issue("XIDPABCDEFGHIJ", "tx-1", Method::Email, IP).await.unwrap();
         assert_eq!(
@@ -371,7 +383,7 @@ mod tests {
 
     #[tokio::test]
     async fn identities_and_addresses_are_rate_limited() {
-        let Fixture { c, .. } = codes().await;
+        let Fixture { c, _dir, .. } = codes().await;
         for _ in 0..5 {
             c.issue("XIDPABCDEFGHIJ", "tx", Method::Sms, IP).await.unwrap();
         }
@@ -387,7 +399,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_suspension_drops_the_live_challenge() {
-        let Fixture { c, app, .. } = codes().await;
+        let Fixture { c, app, _dir, .. } = codes().await;
         let issued = c.issue("XIDPABCDEFGHIJ", "tx-1", Method::Sms, IP).await.unwrap();
         assert!(c.drop_for("XIDPABCDEFGHIJ").await.unwrap());
         assert!(!c.drop_for("XIDPABCDEFGHIJ").await.unwrap());
@@ -396,7 +408,7 @@ mod tests {
 
     #[tokio::test]
     async fn app_challenges_check_the_holders_authenticator() {
-        let Fixture { c, clock, app, .. } = codes().await;
+        let Fixture { c, clock, app, _dir, .. } = codes().await;
         let e = app.enrol("XIDPABCDEFGHIJ", "mario").await.unwrap();
         let seed = crate::authenticator::tests::seed_of(&e.provisioning_uri);
         let now = |clock: &ManualClock| clock.now().timestamp() as u64;

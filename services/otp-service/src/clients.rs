@@ -5,10 +5,30 @@ use async_trait::async_trait;
 use chrono::Datelike;
 use spid_proto::identity::v1 as idpb;
 use spid_proto::notification::v1 as npb;
-use spid_types::{Clock, ServiceError};
+use spid_types::{Clock, ErrorKind, ServiceError};
 
 use crate::challenge::Method;
 use crate::service::{CodeMessage, CodeSender, Contacts, Directory};
+
+/// A refusal from another service as our own error: its kind from the
+/// status code, its reason kept; unreachable is "try again later".
+fn from_status(service: &str, status: &tonic::Status) -> ServiceError {
+    use tonic::Code;
+    let reason = spid_server::errors::reason_of(status).unwrap_or("").to_owned();
+    let kind = match status.code() {
+        Code::InvalidArgument => ErrorKind::InvalidInput,
+        Code::NotFound => ErrorKind::NotFound,
+        Code::FailedPrecondition => ErrorKind::FailedPrecondition,
+        Code::PermissionDenied => ErrorKind::PermissionDenied,
+        Code::ResourceExhausted => ErrorKind::RateLimited,
+        other => {
+            tracing::warn!(code = ?other, service, "call refused or unreachable");
+            return ServiceError::unavailable(format!("{service}.unavailable"), format!("{service} cannot answer now"));
+        }
+    };
+    let reason = if reason.is_empty() { format!("{service}.refused") } else { reason };
+    ServiceError::new(kind, reason, format!("{service}: {}", status.message()))
+}
 
 pub struct IdentityManager {
     client: idpb::credentials_client::CredentialsClient<tonic::transport::Channel>,
@@ -37,14 +57,12 @@ pub fn is_minor(born: &str, today: chrono::NaiveDate) -> bool {
 impl Directory for IdentityManager {
     async fn contacts(&self, spid_code: &str) -> Result<Contacts, ServiceError> {
         let request = idpb::GetSecondFactorContactsRequest { spid_code: spid_code.to_owned() };
-        let c = self.client.clone().get_second_factor_contacts(request).await.map_err(|status| {
-            if status.code() == tonic::Code::NotFound {
-                ServiceError::not_found("identity.not_found", "no such identity")
-            } else {
-                tracing::warn!(code = ?status.code(), "identity-manager refused or unreachable");
-                ServiceError::unavailable("identity_manager.unavailable", "identity-manager cannot answer now")
-            }
-        })?;
+        let c = self
+            .client
+            .clone()
+            .get_second_factor_contacts(request)
+            .await
+            .map_err(|status| from_status("identity_manager", &status))?;
         let c = c.into_inner();
         let given = |s: String| (!s.is_empty()).then_some(s);
         Ok(Contacts {
@@ -81,10 +99,7 @@ impl CodeSender for Notification {
             idempotency_key: m.idempotency_key,
             subject_id: m.spid_code,
         };
-        self.0.clone().send(request).await.map_err(|status| {
-            tracing::warn!(code = ?status.code(), "notification refused or unreachable");
-            ServiceError::unavailable("notification.unavailable", "the code could not be sent now; try again")
-        })?;
+        self.0.clone().send(request).await.map_err(|status| from_status("notification", &status))?;
         Ok(())
     }
 }

@@ -133,7 +133,8 @@ impl Otp {
             (None, _) => String::new(),
         };
         if let Some(recipient) = recipient {
-            self.sender
+            let sent = self
+                .sender
                 .send(CodeMessage {
                     method,
                     recipient,
@@ -142,7 +143,12 @@ impl Otp {
                     idempotency_key: format!("otp:{}", issued.challenge_id),
                     spid_code: spid_code.to_owned(),
                 })
-                .await?;
+                .await;
+            if let Err(e) = sent {
+                // A code nobody received must not stay valid.
+                self.codes.discard(&issued.challenge_id).await?;
+                return Err(e);
+            }
         }
         self.audit(spid_code, method, &issued.challenge_id, transaction_id, "issued", client_ip).await?;
         Ok(Started { challenge_id: issued.challenge_id, method, expires_at: issued.expires_at, masked_destination })

@@ -30,11 +30,14 @@ impl Directory for People {
 }
 
 #[derive(Default)]
-struct Outbox(Mutex<Vec<CodeMessage>>);
+struct Outbox(Mutex<Vec<CodeMessage>>, std::sync::atomic::AtomicBool);
 
 #[async_trait]
 impl CodeSender for Outbox {
     async fn send(&self, m: CodeMessage) -> Result<(), ServiceError> {
+        if self.1.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ServiceError::unavailable("notification.unavailable", "down"));
+        }
         self.0.lock().unwrap().push(m);
         Ok(())
     }
@@ -183,4 +186,18 @@ async fn the_app_is_offered_once_enrolled_and_suspension_drops_it_and_the_challe
     let types: Vec<String> = w.audit().await.into_iter().map(|(t, _)| t).collect();
     assert!(types.contains(&"otp.enrolled".to_owned()) && types.contains(&"otp.confirmed".to_owned()));
     assert_eq!(types.last().unwrap(), "otp.dropped");
+}
+
+#[tokio::test]
+async fn a_code_that_could_not_be_sent_is_not_left_valid() {
+    let w = world().await;
+    w.person("XIDPABCDEFGHIJ", private(true));
+    let first = w.otp.start("XIDPABCDEFGHIJ", "tx-1", Method::Sms, IP).await.unwrap();
+    let code = w.last_code().code;
+    w.sent.1.store(true, std::sync::atomic::Ordering::SeqCst);
+    let err = w.otp.start("XIDPABCDEFGHIJ", "tx-1", Method::Sms, IP).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unavailable);
+    assert_eq!(w.otp.verify(&first.challenge_id, "tx-1", &code, IP).await.unwrap(), Verdict::Expired, "replaced");
+    let types: Vec<String> = w.audit().await.into_iter().map(|(t, _)| t).collect();
+    assert_eq!(types.iter().filter(|t| *t == "otp.issued").count(), 1, "the unsent one is not traced as issued");
 }
