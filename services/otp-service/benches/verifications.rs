@@ -87,7 +87,7 @@ async fn main() {
     let mut issued = Vec::with_capacity(n);
     for i in 0..n {
         let spid = format!("XIDPBENCH{i:06}");
-        let c = codes.issue(&spid, "tx", Method::Sms, "203.0.113.1").await.unwrap();
+        let c = codes.issue(&spid, "tx", Method::Sms, "203.0.113.1", "").await.unwrap();
         issued.push((c.challenge_id, c.code));
     }
     let issued = Arc::new(issued);

@@ -14,12 +14,14 @@ use crate::service::Otp;
 pub fn grpc(otp: Arc<Otp>) -> spid_server::grpc::GrpcServer {
     let mut routes = tonic::service::RoutesBuilder::default();
     routes.add_service(pb::challenges_server::ChallengesServer::new(Api(otp.clone())));
-    routes.add_service(pb::authenticators_server::AuthenticatorsServer::new(Api(otp)));
+    routes.add_service(pb::authenticators_server::AuthenticatorsServer::new(Api(otp.clone())));
+    routes.add_service(pb::devices_server::DevicesServer::new(Api(otp)));
     spid_server::grpc::GrpcServer::new(
         routes,
         vec![
             pb::challenges_server::ChallengesServer::<Api>::NAME,
             pb::authenticators_server::AuthenticatorsServer::<Api>::NAME,
+            pb::devices_server::DevicesServer::<Api>::NAME,
         ],
     )
 }
@@ -43,6 +45,8 @@ fn method_wire(m: Method) -> pb::Method {
         Method::Sms => pb::Method::Sms,
         Method::Email => pb::Method::Email,
         Method::Totp => pb::Method::Totp,
+        Method::Push => pb::Method::Push,
+        Method::Qr => pb::Method::Qr,
     }
 }
 
@@ -61,13 +65,17 @@ impl pb::challenges_server::Challenges for Api {
     async fn start(&self, request: Request<pb::StartRequest>) -> Result<Response<pb::StartResponse>, Status> {
         let r = request.into_inner();
         let method = method_of(r.method)?;
-        let s = self.0.start(&r.spid_code, &r.transaction_id, method, &r.client_ip).await.map_err(to_status)?;
+        let s = self
+            .0
+            .start(&r.spid_code, &r.transaction_id, method, &r.client_ip, &r.service_provider)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(pb::StartResponse {
             challenge_id: s.challenge_id,
             method: method_wire(s.method) as i32,
             expires_at: Some(spid_proto::time::to_wire(s.expires_at)),
             masked_destination: s.masked_destination,
-            qr_payload: String::new(),
+            qr_payload: s.qr_payload,
         }))
     }
 
@@ -84,6 +92,8 @@ impl pb::challenges_server::Challenges for Api {
             self.0.verify(&r.challenge_id, &r.transaction_id, &r.code, &r.client_ip).await.map_err(to_status)?;
         let (outcome, attempts_left) = match verdict {
             Verdict::Ok => (Outcome::Ok, 0),
+            Verdict::Pending => (Outcome::Pending, 0),
+            Verdict::Refused => (Outcome::Refused, 0),
             Verdict::Wrong { attempts_left } => (Outcome::WrongCode, attempts_left),
             Verdict::Expired => (Outcome::Expired, 0),
             Verdict::TooManyAttempts => (Outcome::TooManyAttempts, 0),
@@ -104,5 +114,50 @@ impl pb::authenticators_server::Authenticators for Api {
         let r = request.into_inner();
         let confirmed = self.0.confirm(&r.spid_code, &r.token_id, &r.code).await.map_err(to_status)?;
         Ok(Response::new(pb::ConfirmResponse { confirmed }))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::devices_server::Devices for Api {
+    async fn activate(&self, request: Request<pb::ActivateRequest>) -> Result<Response<pb::ActivateResponse>, Status> {
+        let activation_code = self.0.activation_code(&request.into_inner().spid_code).await.map_err(to_status)?;
+        Ok(Response::new(pb::ActivateResponse { activation_code }))
+    }
+
+    async fn bind(&self, request: Request<pb::BindRequest>) -> Result<Response<pb::BindResponse>, Status> {
+        let r = request.into_inner();
+        if r.public_key.len() > 4096 || r.pin.len() > 64 {
+            return Err(Status::invalid_argument("public_key or pin too long"));
+        }
+        let d = self.0.bind(&r.activation_code, &r.public_key, &r.device_name, &r.pin).await.map_err(to_status)?;
+        Ok(Response::new(pb::BindResponse { device_id: d.id }))
+    }
+
+    async fn pending(&self, request: Request<pb::PendingRequest>) -> Result<Response<pb::PendingResponse>, Status> {
+        let r = request.into_inner();
+        if r.device_id.len() > 128 || r.signature.len() > 256 {
+            return Err(Status::invalid_argument("device_id or signature too long"));
+        }
+        let approvals = self.0.pending(&r.device_id, r.unix_seconds, &r.signature).await.map_err(to_status)?;
+        Ok(Response::new(pb::PendingResponse {
+            approvals: approvals
+                .into_iter()
+                .map(|a| pb::PendingApproval {
+                    challenge_id: a.challenge_id,
+                    nonce: a.nonce,
+                    service_provider: a.context,
+                    expires_at: chrono::DateTime::from_timestamp(a.expires_at, 0).map(spid_proto::time::to_wire),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn decide(&self, request: Request<pb::DecideRequest>) -> Result<Response<pb::DecideResponse>, Status> {
+        let r = request.into_inner();
+        if r.device_id.len() > 128 || r.signature.len() > 256 {
+            return Err(Status::invalid_argument("device_id or signature too long"));
+        }
+        self.0.decide(&r.device_id, &r.challenge_id, r.approve, &r.signature).await.map_err(to_status)?;
+        Ok(Response::new(pb::DecideResponse {}))
     }
 }

@@ -31,6 +31,10 @@ pub enum Method {
     Sms,
     Email,
     Totp,
+    /// Approved on the bound app, notified of the challenge (OTP-3).
+    Push,
+    /// Approved on the bound app, which scans the page's QR code (OTP-4).
+    Qr,
 }
 
 impl Method {
@@ -39,7 +43,14 @@ impl Method {
             Method::Sms => "sms",
             Method::Email => "email",
             Method::Totp => "totp",
+            Method::Push => "push",
+            Method::Qr => "qr",
         }
+    }
+
+    /// Approved on the bound app rather than typed.
+    pub fn by_approval(self) -> bool {
+        matches!(self, Method::Push | Method::Qr)
     }
 }
 
@@ -73,6 +84,8 @@ impl Default for Policy {
 pub struct Issued {
     pub challenge_id: String,
     pub code: String,
+    /// For approvals: the random value the app signs with the decision.
+    pub nonce: String,
     pub expires_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -84,8 +97,12 @@ impl std::fmt::Debug for Issued {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// Right code: the challenge is used up.
+    /// Right code, or approved on the app: the challenge is used up.
     Ok,
+    /// Not yet approved or refused on the app.
+    Pending,
+    /// Refused on the app: the challenge is gone.
+    Refused,
     Wrong {
         attempts_left: u32,
     },
@@ -104,7 +121,26 @@ struct Stored {
     /// HMAC-SHA256 of the challenge id and the code (empty for the app).
     mac: String,
     expires_at: i64,
+    /// For approvals: what the app signs, and what it shows the holder.
+    #[serde(default)]
+    nonce: String,
+    #[serde(default)]
+    context: String,
 }
+
+/// A challenge waiting for the holder's approval on the app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    pub challenge_id: String,
+    pub nonce: String,
+    /// The service provider the holder is logging in to.
+    pub context: String,
+    pub method: Method,
+    pub expires_at: i64,
+}
+
+/// OTP-4: a QR code is valid for 120 seconds, then replaced.
+pub const QR_VALIDITY: Duration = Duration::from_secs(120);
 
 pub struct Codes {
     cache: Arc<dyn Cache>,
@@ -146,7 +182,11 @@ impl Codes {
         transaction_id: &str,
         method: Method,
         client_ip: &str,
+        context: &str,
     ) -> Result<Issued, ServiceError> {
+        if context.len() > 200 {
+            return Err(ServiceError::invalid("service_provider.invalid", "service_provider: at most 200 characters"));
+        }
         for (name, value) in [("spid_code", spid_code), ("transaction_id", transaction_id)] {
             if value.is_empty() || value.len() > MAX_ID {
                 return Err(ServiceError::invalid(
@@ -170,20 +210,30 @@ impl Codes {
         }
         let challenge_id = uuid::Uuid::new_v4().to_string();
         let code = match method {
-            Method::Totp => String::new(),
+            Method::Totp | Method::Push | Method::Qr => String::new(),
             Method::Sms | Method::Email => format!("{:06}", random_below(1_000_000)?),
         };
+        let nonce = if method.by_approval() {
+            let mut bytes = [0u8; 16];
+            openssl::rand::rand_bytes(&mut bytes).map_err(ServiceError::internal)?;
+            hex::encode(bytes)
+        } else {
+            String::new()
+        };
+        let validity = if method == Method::Qr { self.policy.validity.min(QR_VALIDITY) } else { self.policy.validity };
         let expires_at =
-            self.clock.now() + chrono::Duration::from_std(self.policy.validity).unwrap_or(chrono::Duration::minutes(5));
+            self.clock.now() + chrono::Duration::from_std(validity).unwrap_or(chrono::Duration::minutes(2));
         let stored = Stored {
             spid_code: spid_code.to_owned(),
             transaction_id: transaction_id.to_owned(),
             method,
             mac: if code.is_empty() { String::new() } else { self.mac(&challenge_id, &code)? },
             expires_at: expires_at.timestamp(),
+            nonce: nonce.clone(),
+            context: context.to_owned(),
         };
         let bytes = serde_json::to_vec(&stored).map_err(ServiceError::internal)?;
-        self.cache.set(&challenge_key(&challenge_id), &bytes, self.policy.validity).await.map_err(cache_err)?;
+        self.cache.set(&challenge_key(&challenge_id), &bytes, validity).await.map_err(cache_err)?;
         // One live challenge per identity: the previous one goes.
         let current = identity_key(spid_code);
         if let Some(previous) = self.cache.get(&current).await.map_err(cache_err)? {
@@ -191,7 +241,7 @@ impl Codes {
             self.cache.delete(&challenge_key(&previous)).await.map_err(cache_err)?;
         }
         self.cache.set(&current, challenge_id.as_bytes(), self.policy.validity).await.map_err(cache_err)?;
-        Ok(Issued { challenge_id, code, expires_at })
+        Ok(Issued { challenge_id, code, nonce, expires_at })
     }
 
     /// Checks a typed code (for the app's challenges, against the holder's
@@ -219,6 +269,23 @@ impl Codes {
             self.cache.delete(&key).await.map_err(cache_err)?;
             return Ok(about(Verdict::Expired));
         }
+        if stored.method.by_approval() {
+            if stored.transaction_id != transaction_id {
+                return Ok(about(Verdict::Pending));
+            }
+            let decision = self.cache.get(&approval_key(challenge_id)).await.map_err(cache_err)?;
+            return Ok(about(match decision.as_deref() {
+                None => Verdict::Pending,
+                Some(b"approved") => match self.cache.take(&key).await.map_err(cache_err)? {
+                    Some(_) => Verdict::Ok,
+                    None => Verdict::Expired,
+                },
+                Some(_) => {
+                    self.cache.delete(&key).await.map_err(cache_err)?;
+                    Verdict::Refused
+                }
+            }));
+        }
         let attempts = self
             .cache
             .increment(&format!("otp:attempts:{challenge_id}"), self.policy.validity)
@@ -234,6 +301,7 @@ impl Codes {
             Method::Totp => {
                 same_transaction && !typed.is_empty() && app.check(&stored.spid_code, typed).await? == Check::Accepted
             }
+            Method::Push | Method::Qr => false,
             Method::Sms | Method::Email => {
                 let given = self.mac(challenge_id, typed)?;
                 openssl::memcmp::eq(given.as_bytes(), stored.mac.as_bytes()) && !typed.is_empty() && same_transaction
@@ -262,6 +330,55 @@ impl Codes {
         Ok(about(Verdict::Wrong { attempts_left: left }))
     }
 
+    /// The identity's challenge waiting for approval on its app, if any.
+    pub async fn awaiting_approval(&self, spid_code: &str) -> Result<Option<Approval>, ServiceError> {
+        let Some(id) = self.cache.get(&identity_key(spid_code)).await.map_err(cache_err)? else {
+            return Ok(None);
+        };
+        let id = String::from_utf8_lossy(&id).into_owned();
+        let Some(bytes) = self.cache.get(&challenge_key(&id)).await.map_err(cache_err)? else {
+            return Ok(None);
+        };
+        let stored: Stored = serde_json::from_slice(&bytes).map_err(ServiceError::internal)?;
+        let decided = self.cache.get(&approval_key(&id)).await.map_err(cache_err)?.is_some();
+        let waiting = stored.method == Method::Push && !decided && self.clock.now().timestamp() < stored.expires_at;
+        Ok(waiting.then_some(Approval {
+            challenge_id: id,
+            nonce: stored.nonce,
+            context: stored.context,
+            method: stored.method,
+            expires_at: stored.expires_at,
+        }))
+    }
+
+    /// The challenge an approval is about, if it is live and awaits one.
+    pub async fn approval(&self, challenge_id: &str) -> Result<Option<(String, Approval)>, ServiceError> {
+        if challenge_id.is_empty() || challenge_id.len() > MAX_ID {
+            return Ok(None);
+        }
+        let Some(bytes) = self.cache.get(&challenge_key(challenge_id)).await.map_err(cache_err)? else {
+            return Ok(None);
+        };
+        let stored: Stored = serde_json::from_slice(&bytes).map_err(ServiceError::internal)?;
+        if !stored.method.by_approval() || self.clock.now().timestamp() >= stored.expires_at {
+            return Ok(None);
+        }
+        let approval = Approval {
+            challenge_id: challenge_id.to_owned(),
+            nonce: stored.nonce,
+            context: stored.context,
+            method: stored.method,
+            expires_at: stored.expires_at,
+        };
+        Ok(Some((stored.spid_code, approval)))
+    }
+
+    /// Records the app's decision, once; `false` if one was recorded already.
+    pub async fn decide(&self, challenge_id: &str, approve: bool) -> Result<bool, ServiceError> {
+        let value: &[u8] = if approve { b"approved" } else { b"refused" };
+        self.cache.set_if_absent(&approval_key(challenge_id), value, self.policy.validity).await.map_err(cache_err)
+    }
+
     /// Drops one challenge (its code could not be sent).
     pub async fn discard(&self, challenge_id: &str) -> Result<(), ServiceError> {
         self.cache.delete(&challenge_key(challenge_id)).await.map_err(cache_err)
@@ -280,6 +397,10 @@ impl Codes {
 
 fn challenge_key(id: &str) -> String {
     format!("otp:challenge:{id}")
+}
+
+fn approval_key(id: &str) -> String {
+    format!("otp:approval:{id}")
 }
 
 fn identity_key(spid_code: &str) -> String {
@@ -327,7 +448,7 @@ mod tests {
     #[tokio::test]
     async fn the_right_code_works_once_for_its_transaction_only() {
         let Fixture { c, cache, app, _dir, .. } = codes().await;
-        let issued = c.issue("XIDPABCDEFGHIJ", "tx-1", Method::Sms, IP).await.unwrap();
+        let issued = c.issue("XIDPABCDEFGHIJ", "tx-1", Method::Sms, IP, "").await.unwrap();
         assert_eq!(issued.code.len(), 6);
         assert!(issued.code.bytes().all(|b| b.is_ascii_digit()));
         assert!(!format!("{issued:?}").contains(&issued.code), "no code in Debug output");
@@ -349,7 +470,7 @@ mod tests {
     #[tokio::test]
     async fn three_wrong_codes_end_the_challenge() {
         let Fixture { c, app, _dir, .. } = codes().await;
-        let issued = c.issue("XIDPABCDEFGHIJ", "tx-1", Method::Sms, IP).await.unwrap();
+        let issued = c.issue("XIDPABCDEFGHIJ", "tx-1", Method::Sms, IP, "").await.unwrap();
         let wrong = if issued.code == "000000" { "000001" } else { "000000" };
         assert_eq!(
             c.verify(&issued.challenge_id, "tx-1", wrong, &app).await.unwrap().0,
@@ -370,8 +491,8 @@ mod tests {
     #[tokio::test]
     async fn codes_expire_and_a_new_challenge_replaces_the_old() {
         let Fixture { c, clock, app, _dir, .. } = codes().await;
-        let first = c.issue("XIDPABCDEFGHIJ", "tx-1", Method::Email, IP).await.unwrap();
-        let second = c.issue("XIDPABCDEFGHIJ", "tx-1", Method::Email, IP).await.unwrap();
+        let first = c.issue("XIDPABCDEFGHIJ", "tx-1", Method::Email, IP, "").await.unwrap();
+        let second = c.issue("XIDPABCDEFGHIJ", "tx-1", Method::Email, IP, "").await.unwrap();
         assert_eq!(
             c.verify(&first.challenge_id, "tx-1", &first.code, &app).await.unwrap().0,
             Verdict::Expired,
@@ -385,22 +506,22 @@ mod tests {
     async fn identities_and_addresses_are_rate_limited() {
         let Fixture { c, _dir, .. } = codes().await;
         for _ in 0..5 {
-            c.issue("XIDPABCDEFGHIJ", "tx", Method::Sms, IP).await.unwrap();
+            c.issue("XIDPABCDEFGHIJ", "tx", Method::Sms, IP, "").await.unwrap();
         }
-        let err = c.issue("XIDPABCDEFGHIJ", "tx", Method::Sms, "198.51.100.1").await.unwrap_err();
+        let err = c.issue("XIDPABCDEFGHIJ", "tx", Method::Sms, "198.51.100.1", "").await.unwrap_err();
         assert_eq!((err.kind, err.code.as_str()), (ErrorKind::RateLimited, "otp.rate_limited"));
         for n in 0..25 {
-            c.issue(&format!("XIDPOTHER{n:05}"), "tx", Method::Sms, IP).await.unwrap();
+            c.issue(&format!("XIDPOTHER{n:05}"), "tx", Method::Sms, IP, "").await.unwrap();
         }
-        let err = c.issue("XIDPNEWCOMER001", "tx", Method::Sms, IP).await.unwrap_err();
+        let err = c.issue("XIDPNEWCOMER001", "tx", Method::Sms, IP, "").await.unwrap_err();
         assert_eq!(err.code, "otp.rate_limited", "the address is over its limit");
-        assert_eq!(c.issue("XIDPA", "tx", Method::Sms, "not-an-ip").await.unwrap_err().code, "client_ip.invalid");
+        assert_eq!(c.issue("XIDPA", "tx", Method::Sms, "not-an-ip", "").await.unwrap_err().code, "client_ip.invalid");
     }
 
     #[tokio::test]
     async fn a_suspension_drops_the_live_challenge() {
         let Fixture { c, app, _dir, .. } = codes().await;
-        let issued = c.issue("XIDPABCDEFGHIJ", "tx-1", Method::Sms, IP).await.unwrap();
+        let issued = c.issue("XIDPABCDEFGHIJ", "tx-1", Method::Sms, IP, "").await.unwrap();
         assert!(c.drop_for("XIDPABCDEFGHIJ").await.unwrap());
         assert!(!c.drop_for("XIDPABCDEFGHIJ").await.unwrap());
         assert_eq!(c.verify(&issued.challenge_id, "tx-1", &issued.code, &app).await.unwrap().0, Verdict::Expired);
@@ -418,13 +539,13 @@ mod tests {
                 .unwrap()
         );
         clock.advance(chrono::Duration::seconds(30));
-        let issued = c.issue("XIDPABCDEFGHIJ", "tx-1", Method::Totp, IP).await.unwrap();
+        let issued = c.issue("XIDPABCDEFGHIJ", "tx-1", Method::Totp, IP, "").await.unwrap();
         assert!(issued.code.is_empty(), "the app makes the code");
         let code = crate::totp::DEFAULT.code_at(&seed, now(&clock)).unwrap();
         let (verdict, method, spid_code) = c.verify(&issued.challenge_id, "tx-1", &code, &app).await.unwrap();
         assert_eq!((verdict, method, spid_code.as_str()), (Verdict::Ok, Method::Totp, "XIDPABCDEFGHIJ"));
         // The same code in a new challenge: its step is used.
-        let again = c.issue("XIDPABCDEFGHIJ", "tx-2", Method::Totp, IP).await.unwrap();
+        let again = c.issue("XIDPABCDEFGHIJ", "tx-2", Method::Totp, IP, "").await.unwrap();
         assert_eq!(
             c.verify(&again.challenge_id, "tx-2", &code, &app).await.unwrap().0,
             Verdict::Wrong { attempts_left: 2 }

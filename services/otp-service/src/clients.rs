@@ -88,7 +88,7 @@ impl CodeSender for Notification {
     async fn send(&self, m: CodeMessage) -> Result<(), ServiceError> {
         let channel = match m.method {
             Method::Sms => npb::Channel::Sms,
-            Method::Email | Method::Totp => npb::Channel::Email,
+            Method::Email | Method::Totp | Method::Push | Method::Qr => npb::Channel::Email,
         };
         let request = npb::SendRequest {
             channel: channel as i32,

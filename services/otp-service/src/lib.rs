@@ -11,6 +11,7 @@ mod api;
 pub mod authenticator;
 pub mod challenge;
 mod clients;
+pub mod devices;
 pub mod keys;
 mod lifecycle;
 pub mod service;
@@ -73,6 +74,7 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
             deps.clock.clone(),
             &o.totp_issuer,
         ),
+        devices: devices::Devices::new(deps.db.clone(), deps.cache.clone(), deps.clock.clone()),
         directory: Arc::new(clients::IdentityManager::new(channel(ServiceName::IdentityManager)?, deps.clock.clone())),
         sender: Arc::new(clients::Notification::new(channel(ServiceName::Notification)?)),
         db: deps.db.clone(),

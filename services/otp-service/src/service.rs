@@ -12,7 +12,8 @@ use spid_proto::events::v1::SecondFactor;
 use spid_types::{Clock, ErrorKind, ServiceError};
 
 use crate::authenticator::{Authenticators, Enrolment};
-use crate::challenge::{Codes, Method, Verdict};
+use crate::challenge::{Approval, Codes, Method, Verdict};
+use crate::devices::{Device, Devices, approval_message};
 
 /// What identity-manager says about where codes may go.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -59,13 +60,30 @@ pub struct Started {
     pub challenge_id: String,
     pub method: Method,
     pub expires_at: chrono::DateTime<chrono::Utc>,
-    /// Where the code went, masked ("+39 3** *** **67").
+    /// Where the code went, masked ("+39 3*******67"), or the bound app's
+    /// name.
     pub masked_destination: String,
+    /// QR login: what the page renders as a QR code for the app to scan.
+    pub qr_payload: String,
+}
+
+/// How long a device's signed request stays fresh.
+const FRESH: i64 = 120;
+
+/// What a device signs to ask for its pending approvals.
+pub fn pending_message(device_id: &str, unix_seconds: i64) -> Vec<u8> {
+    format!("spid-idp pending v1\n{device_id}\n{unix_seconds}").into_bytes()
+}
+
+/// The QR payload of a QR login (OTP-4).
+pub fn qr_payload(challenge_id: &str, nonce: &str) -> String {
+    format!("spid-idp-qr:v1:{challenge_id}:{nonce}")
 }
 
 pub struct Otp {
     pub codes: Codes,
     pub authenticators: Authenticators,
+    pub devices: Devices,
     pub directory: Arc<dyn Directory>,
     pub sender: Arc<dyn CodeSender>,
     pub db: Db,
@@ -87,6 +105,9 @@ impl Otp {
         if self.authenticators.has_token(spid_code).await? {
             methods.push(Method::Totp);
         }
+        if self.devices.bound(spid_code).await?.is_some() {
+            methods.extend([Method::Push, Method::Qr]);
+        }
         Ok(methods)
     }
 
@@ -97,6 +118,7 @@ impl Otp {
         transaction_id: &str,
         method: Method,
         client_ip: &str,
+        service_provider: &str,
     ) -> Result<Started, ServiceError> {
         let contacts = self.directory.contacts(spid_code).await?;
         if !contacts.active {
@@ -114,7 +136,7 @@ impl Otp {
                 format!("{} is not a second factor of this identity", method.as_str()),
             ));
         }
-        let issued = match self.codes.issue(spid_code, transaction_id, method, client_ip).await {
+        let issued = match self.codes.issue(spid_code, transaction_id, method, client_ip, service_provider).await {
             Ok(i) => i,
             Err(e) if e.kind == ErrorKind::RateLimited => {
                 self.audit(spid_code, method, "", transaction_id, "rate_limited", client_ip).await?;
@@ -125,11 +147,14 @@ impl Otp {
         let recipient = match method {
             Method::Sms => contacts.mobile.clone(),
             Method::Email => contacts.email.clone(),
-            Method::Totp => None,
+            Method::Totp | Method::Push | Method::Qr => None,
         };
         let masked_destination = match (&recipient, method) {
             (Some(r), Method::Sms) => mask_mobile(r),
             (Some(r), _) => mask_email(r),
+            (None, Method::Push | Method::Qr) => {
+                self.devices.bound(spid_code).await?.map(|d| d.name).unwrap_or_default()
+            }
             (None, _) => String::new(),
         };
         if let Some(recipient) = recipient {
@@ -151,7 +176,15 @@ impl Otp {
             }
         }
         self.audit(spid_code, method, &issued.challenge_id, transaction_id, "issued", client_ip).await?;
-        Ok(Started { challenge_id: issued.challenge_id, method, expires_at: issued.expires_at, masked_destination })
+        let qr_payload =
+            if method == Method::Qr { qr_payload(&issued.challenge_id, &issued.nonce) } else { String::new() };
+        Ok(Started {
+            challenge_id: issued.challenge_id,
+            method,
+            expires_at: issued.expires_at,
+            masked_destination,
+            qr_payload,
+        })
     }
 
     pub async fn verify(
@@ -165,6 +198,9 @@ impl Otp {
             self.codes.verify(challenge_id, transaction_id, code, &self.authenticators).await?;
         let outcome = match verdict {
             Verdict::Ok => "verified",
+            // Polling an approval is not an event.
+            Verdict::Pending => return Ok(verdict),
+            Verdict::Refused => "refused",
             Verdict::Wrong { .. } => "wrong_code",
             Verdict::Expired => "expired",
             Verdict::TooManyAttempts => "too_many_attempts",
@@ -195,12 +231,78 @@ impl Otp {
         Ok(ok)
     }
 
-    /// Suspension or revocation: the live challenge and every authenticator
-    /// token of the identity go; a restored identity enrols its app again.
+    /// A one-time code for binding the app, shown by the reserved area.
+    pub async fn activation_code(&self, spid_code: &str) -> Result<String, ServiceError> {
+        let contacts = self.directory.contacts(spid_code).await?;
+        if !contacts.active {
+            return Err(ServiceError::new(
+                ErrorKind::FailedPrecondition,
+                "identity.not_active",
+                "the identity is not active",
+            ));
+        }
+        self.devices.activation_code(spid_code).await
+    }
+
+    pub async fn bind(&self, activation_code: &str, key: &[u8], name: &str, pin: &str) -> Result<Device, ServiceError> {
+        let device = self.devices.bind(activation_code, key, name, pin).await?;
+        self.audit(&device.spid_code, Method::Push, &device.id, "", "bound", "").await?;
+        Ok(device)
+    }
+
+    /// The approvals waiting for a device; the device proves itself with a
+    /// fresh signature.
+    pub async fn pending(&self, device_id: &str, at: i64, signature: &[u8]) -> Result<Vec<Approval>, ServiceError> {
+        if (self.clock.now().timestamp() - at).abs() > FRESH {
+            return Err(ServiceError::invalid("request.stale", "the signed time is not within two minutes of ours"));
+        }
+        let Some(spid_code) =
+            self.devices.verify_signature(device_id, &pending_message(device_id, at), signature).await?
+        else {
+            return Err(ServiceError::new(
+                ErrorKind::Unauthenticated,
+                "device.unknown",
+                "unknown device or bad signature",
+            ));
+        };
+        Ok(self.codes.awaiting_approval(&spid_code).await?.into_iter().collect())
+    }
+
+    /// The app's approval or refusal of a push or QR challenge, signed with
+    /// its key over the challenge, its nonce and the decision.
+    pub async fn decide(
+        &self,
+        device_id: &str,
+        challenge_id: &str,
+        approve: bool,
+        signature: &[u8],
+    ) -> Result<(), ServiceError> {
+        let gone = || ServiceError::not_found("challenge.not_found", "no such challenge awaiting approval");
+        let (spid_code, approval) = self.codes.approval(challenge_id).await?.ok_or_else(gone)?;
+        let message = approval_message(challenge_id, &approval.nonce, approve);
+        let signer = self.devices.verify_signature(device_id, &message, signature).await?;
+        if signer.as_deref() != Some(spid_code.as_str()) {
+            return Err(ServiceError::new(
+                ErrorKind::Unauthenticated,
+                "device.unknown",
+                "unknown device or bad signature",
+            ));
+        }
+        if !self.codes.decide(challenge_id, approve).await? {
+            return Err(ServiceError::new(ErrorKind::FailedPrecondition, "challenge.decided", "already decided"));
+        }
+        let outcome = if approve { "approved" } else { "refused" };
+        self.audit(&spid_code, approval.method, challenge_id, "", outcome, "").await
+    }
+
+    /// Suspension or revocation: the live challenge, every authenticator
+    /// token and the bound app of the identity go; a restored identity
+    /// enrols and binds again.
     pub async fn drop_identity(&self, spid_code: &str) -> Result<(), ServiceError> {
         let challenge = self.codes.drop_for(spid_code).await?;
         let tokens = self.authenticators.drop_for(spid_code).await?;
-        if challenge || tokens > 0 {
+        let devices = self.devices.drop_for(spid_code).await?;
+        if challenge || tokens > 0 || devices > 0 {
             self.audit(spid_code, Method::Totp, "", "", "dropped", "").await?;
         }
         Ok(())

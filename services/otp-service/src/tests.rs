@@ -63,9 +63,11 @@ async fn world() -> World {
     let sent = Arc::new(Outbox::default());
     let cache = Arc::new(spid_cache::MemoryCache::new());
     let codes = Codes::new(cache, spid_secrets::SecretKey::random().unwrap(), clock.clone(), Policy::default());
+    let devices = crate::devices::Devices::new(db.clone(), Arc::new(spid_cache::MemoryCache::new()), clock.clone());
     let otp = Arc::new(Otp {
         codes,
         authenticators,
+        devices,
         directory: people.clone(),
         sender: sent.clone(),
         db: db.clone(),
@@ -111,7 +113,7 @@ async fn an_sms_code_reaches_the_holder_and_opens_the_login_once() {
     let w = world().await;
     w.person("XIDPABCDEFGHIJ", private(true));
     assert_eq!(w.otp.methods("XIDPABCDEFGHIJ").await.unwrap(), [Method::Sms]);
-    let s = w.otp.start("XIDPABCDEFGHIJ", "tx-1", Method::Sms, IP).await.unwrap();
+    let s = w.otp.start("XIDPABCDEFGHIJ", "tx-1", Method::Sms, IP, "INPS").await.unwrap();
     assert_eq!(s.masked_destination, "+39 3*******67");
     let m = w.last_code();
     assert_eq!((m.method, m.recipient.as_str(), m.minutes), (Method::Sms, "+393331234567", 5));
@@ -134,15 +136,15 @@ async fn email_codes_only_for_legal_persons_and_minors_without_a_mobile() {
     w.person("XIDPMINOR000001", Contacts { minor: true, ..private(false) });
     w.person("XIDPMINOR000002", Contacts { minor: true, ..private(true) });
     w.person("XIDPSUSPENDED01", Contacts { active: false, ..private(true) });
-    let err = w.otp.start("XIDPPRIVATE0001", "tx", Method::Email, IP).await.unwrap_err();
+    let err = w.otp.start("XIDPPRIVATE0001", "tx", Method::Email, IP, "INPS").await.unwrap_err();
     assert_eq!((err.kind, err.code.as_str()), (ErrorKind::FailedPrecondition, "otp.method_not_allowed"));
     assert_eq!(w.otp.methods("XIDPLEGAL000001").await.unwrap(), [Method::Sms, Method::Email]);
     assert_eq!(w.otp.methods("XIDPMINOR000001").await.unwrap(), [Method::Email], "MIN-8");
     assert_eq!(w.otp.methods("XIDPMINOR000002").await.unwrap(), [Method::Sms], "a minor with a mobile gets SMS");
-    let s = w.otp.start("XIDPMINOR000001", "tx", Method::Email, IP).await.unwrap();
+    let s = w.otp.start("XIDPMINOR000001", "tx", Method::Email, IP, "INPS").await.unwrap();
     assert_eq!(s.masked_destination, "m***@example.it");
     assert_eq!(w.last_code().recipient, "mario.rossi@example.it");
-    let err = w.otp.start("XIDPSUSPENDED01", "tx", Method::Sms, IP).await.unwrap_err();
+    let err = w.otp.start("XIDPSUSPENDED01", "tx", Method::Sms, IP, "INPS").await.unwrap_err();
     assert_eq!(err.code, "identity.not_active");
     assert_eq!(w.sent.0.lock().unwrap().len(), 1, "nothing sent for refused starts");
 }
@@ -157,11 +159,11 @@ async fn the_app_is_offered_once_enrolled_and_suspension_drops_it_and_the_challe
     assert!(w.otp.confirm("XIDPABCDEFGHIJ", &e.token_id, &code(&w)).await.unwrap());
     assert_eq!(w.otp.methods("XIDPABCDEFGHIJ").await.unwrap(), [Method::Sms, Method::Totp]);
     w.clock.advance(chrono::Duration::seconds(30));
-    let s = w.otp.start("XIDPABCDEFGHIJ", "tx-1", Method::Totp, IP).await.unwrap();
+    let s = w.otp.start("XIDPABCDEFGHIJ", "tx-1", Method::Totp, IP, "INPS").await.unwrap();
     assert!(s.masked_destination.is_empty());
     assert_eq!(w.otp.verify(&s.challenge_id, "tx-1", &code(&w), IP).await.unwrap(), Verdict::Ok);
 
-    let pending = w.otp.start("XIDPABCDEFGHIJ", "tx-2", Method::Sms, IP).await.unwrap();
+    let pending = w.otp.start("XIDPABCDEFGHIJ", "tx-2", Method::Sms, IP, "INPS").await.unwrap();
     let sms = w.last_code();
     let changed = spid_events::EventBuilder::new("identity-manager", "identity.suspended", "XIDPABCDEFGHIJ", &*w.clock)
         .payload(&IdentityStateChanged {
@@ -192,12 +194,67 @@ async fn the_app_is_offered_once_enrolled_and_suspension_drops_it_and_the_challe
 async fn a_code_that_could_not_be_sent_is_not_left_valid() {
     let w = world().await;
     w.person("XIDPABCDEFGHIJ", private(true));
-    let first = w.otp.start("XIDPABCDEFGHIJ", "tx-1", Method::Sms, IP).await.unwrap();
+    let first = w.otp.start("XIDPABCDEFGHIJ", "tx-1", Method::Sms, IP, "INPS").await.unwrap();
     let code = w.last_code().code;
     w.sent.1.store(true, std::sync::atomic::Ordering::SeqCst);
-    let err = w.otp.start("XIDPABCDEFGHIJ", "tx-1", Method::Sms, IP).await.unwrap_err();
+    let err = w.otp.start("XIDPABCDEFGHIJ", "tx-1", Method::Sms, IP, "INPS").await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Unavailable);
     assert_eq!(w.otp.verify(&first.challenge_id, "tx-1", &code, IP).await.unwrap(), Verdict::Expired, "replaced");
     let types: Vec<String> = w.audit().await.into_iter().map(|(t, _)| t).collect();
     assert_eq!(types.iter().filter(|t| *t == "otp.issued").count(), 1, "the unsent one is not traced as issued");
+}
+
+#[tokio::test]
+async fn the_bound_app_approves_push_and_refuses_qr_with_signatures() {
+    use crate::devices::approval_message;
+    use crate::devices::tests::{device_key, sign};
+    let w = world().await;
+    w.person("XIDPABCDEFGHIJ", private(true));
+    let activation = w.otp.activation_code("XIDPABCDEFGHIJ").await.unwrap();
+    let (key, pem) = device_key();
+    let device = w.otp.bind(&activation, &pem, "Pixel di Mario", "a7k2m9").await.unwrap();
+    assert_eq!(w.otp.methods("XIDPABCDEFGHIJ").await.unwrap(), [Method::Sms, Method::Push, Method::Qr]);
+
+    let push = w.otp.start("XIDPABCDEFGHIJ", "tx-1", Method::Push, IP, "INPS").await.unwrap();
+    assert_eq!(push.masked_destination, "Pixel di Mario");
+    let now = w.clock.now().timestamp();
+    let pending =
+        w.otp.pending(&device.id, now, &sign(&key, &crate::service::pending_message(&device.id, now))).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!((pending[0].challenge_id.as_str(), pending[0].context.as_str()), (push.challenge_id.as_str(), "INPS"));
+    let old = sign(&key, &crate::service::pending_message(&device.id, now - 600));
+    assert_eq!(w.otp.pending(&device.id, now - 600, &old).await.unwrap_err().code, "request.stale");
+    assert_eq!(w.otp.verify(&push.challenge_id, "tx-1", "", IP).await.unwrap(), Verdict::Pending);
+    let (intruder, _) = device_key();
+    let approve = approval_message(&push.challenge_id, &pending[0].nonce, true);
+    let err = w.otp.decide(&device.id, &push.challenge_id, true, &sign(&intruder, &approve)).await.unwrap_err();
+    assert_eq!((err.kind, err.code.as_str()), (ErrorKind::Unauthenticated, "device.unknown"));
+    // A signature of "refuse" does not approve.
+    let refuse = approval_message(&push.challenge_id, &pending[0].nonce, false);
+    assert!(w.otp.decide(&device.id, &push.challenge_id, true, &sign(&key, &refuse)).await.is_err());
+    w.otp.decide(&device.id, &push.challenge_id, true, &sign(&key, &approve)).await.unwrap();
+    assert_eq!(w.otp.verify(&push.challenge_id, "tx-1", "", IP).await.unwrap(), Verdict::Ok);
+    assert_eq!(w.otp.verify(&push.challenge_id, "tx-1", "", IP).await.unwrap(), Verdict::Expired, "once");
+
+    let qr = w.otp.start("XIDPABCDEFGHIJ", "tx-2", Method::Qr, IP, "INPS").await.unwrap();
+    assert!(qr.expires_at <= w.clock.now() + chrono::Duration::seconds(120), "OTP-4: 120 s");
+    let parts: Vec<&str> = qr.qr_payload.split(':').collect();
+    assert_eq!((parts[0], parts[1], parts[2]), ("spid-idp-qr", "v1", qr.challenge_id.as_str()));
+    let refuse = approval_message(&qr.challenge_id, parts[3], false);
+    w.otp.decide(&device.id, &qr.challenge_id, false, &sign(&key, &refuse)).await.unwrap();
+    assert_eq!(w.otp.verify(&qr.challenge_id, "tx-2", "", IP).await.unwrap(), Verdict::Refused);
+    let late = w.otp.start("XIDPABCDEFGHIJ", "tx-3", Method::Qr, IP, "INPS").await.unwrap();
+    w.clock.advance(chrono::Duration::seconds(121));
+    assert_eq!(
+        w.otp.verify(&late.challenge_id, "tx-3", "", IP).await.unwrap(),
+        Verdict::Expired,
+        "replaced by a new QR"
+    );
+
+    w.otp.drop_identity("XIDPABCDEFGHIJ").await.unwrap();
+    assert_eq!(w.otp.methods("XIDPABCDEFGHIJ").await.unwrap(), [Method::Sms], "bound again after a restore");
+    let types: Vec<String> = w.audit().await.into_iter().map(|(t, _)| t).collect();
+    for t in ["otp.bound", "otp.approved", "otp.refused", "otp.dropped"] {
+        assert!(types.contains(&t.to_owned()), "{t} in {types:?}");
+    }
 }
