@@ -2,15 +2,20 @@
 //! identity-manager where the demo holder's code may go, sends it through
 //! notification (the development outbox shows it), and checks it once; the
 //! authenticator app is enrolled and used with codes computed by an
-//! independent TOTP implementation (Python's standard library).
+//! independent TOTP implementation (Python's standard library); the
+//! provider's app (the `spid-device` simulator) is bound and approves a
+//! push and refuses a QR login.
 
 use std::process::Command;
 
-use integration_tests::{DevProcess, Ports};
+use integration_tests::{DevProcess, Ports, bin};
 use spid_proto::otp::v1::authenticators_client::AuthenticatorsClient;
 use spid_proto::otp::v1::challenges_client::ChallengesClient;
+use spid_proto::otp::v1::devices_client::DevicesClient;
 use spid_proto::otp::v1::verify_response::Outcome;
-use spid_proto::otp::v1::{ConfirmRequest, EnrolRequest, ListMethodsRequest, Method, StartRequest, VerifyRequest};
+use spid_proto::otp::v1::{
+    ActivateRequest, ConfirmRequest, EnrolRequest, ListMethodsRequest, Method, StartRequest, VerifyRequest,
+};
 use spid_types::ServiceName;
 
 const IP: &str = "198.51.100.23";
@@ -35,7 +40,7 @@ print("%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7fffffff) % 1000000))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_level_two_holder_gets_an_sms_code_and_uses_an_authenticator_app() {
+async fn a_level_two_holder_uses_sms_codes_an_authenticator_and_the_bound_app() {
     let data = tempfile::tempdir().unwrap();
     let ports = Ports::allocate();
     let _dev = DevProcess::start(&ports, data.path(), &[]).await;
@@ -117,4 +122,45 @@ async fn a_level_two_holder_gets_an_sms_code_and_uses_an_authenticator_app() {
     let next = python_totp(&enrolled.provisioning_uri, 1);
     let r = challenges.verify(verify(&app.challenge_id, "tx-2", &next)).await.unwrap().into_inner();
     assert_eq!(r.outcome(), Outcome::Ok);
+
+    // The provider's app (the device simulator): bound with an activation
+    // code and a PIN, then approving a push and refusing a QR login.
+    let mut devices = DevicesClient::connect(ports.grpc_url(ServiceName::OtpService)).await.unwrap();
+    let activate = || ActivateRequest { spid_code: spid_code.clone() };
+    let code = devices.activate(activate()).await.unwrap().into_inner().activation_code;
+    let state = data.path().join("device.json");
+    let device = |args: &[&str]| {
+        let out = Command::new(bin("spid-device"))
+            .arg("--otp")
+            .arg(ports.grpc_url(ServiceName::OtpService))
+            .arg("--state")
+            .arg(&state)
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    };
+    let (ok, text) = device(&["bind", "--activation-code", &code, "--pin", "123456"]);
+    assert!(!ok && text.contains("pin.sequence"), "{text}");
+    let (ok, text) = device(&["bind", "--activation-code", &code, "--pin", "a7k2m9", "--name", "Pixel"]);
+    assert!(ok, "{text}");
+    let (ok, text) = device(&["bind", "--activation-code", &code, "--pin", "a7k2m9"]);
+    assert!(!ok && text.contains("activation code"), "an activation code works once: {text}");
+
+    let push = challenges.start(start("tx-3", Method::Push)).await.unwrap().into_inner();
+    assert_eq!(push.masked_destination, "Pixel");
+    let r = challenges.verify(verify(&push.challenge_id, "tx-3", "")).await.unwrap().into_inner();
+    assert_eq!(r.outcome(), Outcome::Pending);
+    let (ok, text) = device(&["approve", "--wait", "10"]);
+    assert!(ok && text.contains("approved"), "{text}");
+    let r = challenges.verify(verify(&push.challenge_id, "tx-3", "")).await.unwrap().into_inner();
+    assert_eq!(r.outcome(), Outcome::Ok);
+
+    let qr = challenges.start(start("tx-4", Method::Qr)).await.unwrap().into_inner();
+    assert!(qr.qr_payload.starts_with("spid-idp-qr:v1:"), "{}", qr.qr_payload);
+    let (ok, text) = device(&["scan", "--qr", &qr.qr_payload, "--refuse"]);
+    assert!(ok, "{text}");
+    let r = challenges.verify(verify(&qr.challenge_id, "tx-4", "")).await.unwrap().into_inner();
+    assert_eq!(r.outcome(), Outcome::Refused);
 }

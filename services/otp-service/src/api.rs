@@ -33,9 +33,8 @@ fn method_of(m: i32) -> Result<Method, Status> {
         Ok(pb::Method::Sms) => Ok(Method::Sms),
         Ok(pb::Method::Email) => Ok(Method::Email),
         Ok(pb::Method::Totp) => Ok(Method::Totp),
-        Ok(pb::Method::Push | pb::Method::Qr) => {
-            Err(Status::unimplemented("push and QR approvals are not offered yet"))
-        }
+        Ok(pb::Method::Push) => Ok(Method::Push),
+        Ok(pb::Method::Qr) => Ok(Method::Qr),
         _ => Err(Status::invalid_argument("method is required")),
     }
 }
