@@ -35,6 +35,16 @@ impl EventBuilder {
         self
     }
 
+    /// The trace context of an operation that started earlier (work picked
+    /// up later from storage); empty values keep the current span's.
+    pub fn trace(mut self, traceparent: &str, tracestate: &str) -> Self {
+        if !traceparent.is_empty() {
+            self.envelope.trace =
+                Some(TraceContext { traceparent: traceparent.to_owned(), tracestate: tracestate.to_owned() });
+        }
+        self
+    }
+
     pub fn reason(mut self, reason: &str) -> Self {
         self.envelope.reason = reason.to_owned();
         self

@@ -256,6 +256,7 @@ impl Worker {
         let m = &claimed.message;
         self.metrics.attempts.with_label_values(&[m.channel.as_str(), outcome.label()]).inc();
         let event = EventBuilder::new(crate::SERVICE.as_str(), outcome.event_type(), &m.id, &*self.clock)
+            .trace(&claimed.traceparent, &claimed.tracestate)
             .payload(&NotificationDelivered {
                 message_id: m.id.clone(),
                 channel: m.channel.as_str().to_owned(),

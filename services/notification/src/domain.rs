@@ -163,6 +163,7 @@ impl Notifier {
         };
         let digest = self.content_digest(&req.template, locale, &req.data, &rendered)?;
         let message_id = uuid::Uuid::now_v7().to_string();
+        let trace = spid_telemetry::current_trace_headers();
         let accepted = self
             .store
             .insert(NewMessage {
@@ -178,6 +179,7 @@ impl Notifier {
                 subject_id: &req.subject_id,
                 status,
                 at: self.clock.now(),
+                trace: (&trace.traceparent, &trace.tracestate),
             })
             .await?;
         self.wake.notify_one();

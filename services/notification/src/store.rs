@@ -50,6 +50,8 @@ pub struct NewMessage<'a> {
     pub subject_id: &'a str,
     pub status: Status,
     pub at: DateTime<Utc>,
+    /// W3C trace context of the request (traceparent, tracestate).
+    pub trace: (&'a str, &'a str),
 }
 
 /// A message a worker holds under its lease.
@@ -62,6 +64,9 @@ pub struct Claimed {
     pub subject_id: String,
     /// The message carries a one-time code ([`crate::templates::SECRET_KEYS`]).
     pub secret: bool,
+    /// The trace context of the request that asked for it.
+    pub traceparent: String,
+    pub tracestate: String,
 }
 
 /// What putting a dead letter back came to.
@@ -171,8 +176,9 @@ impl Store {
         let micros = m.at.timestamp_micros();
         let inserted = sqlx::query(
             "INSERT INTO messages (id, idempotency_key, channel, recipient, template, locale, subject, body,
-                                   content_sha256, subject_id, status, created_at, next_attempt_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
+                                   content_sha256, subject_id, status, created_at, next_attempt_at,
+                                   traceparent, tracestate)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14)
              ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(m.id)
@@ -187,6 +193,8 @@ impl Store {
         .bind(m.subject_id)
         .bind(m.status.as_str())
         .bind(micros)
+        .bind(m.trace.0)
+        .bind(m.trace.1)
         .execute(self.db.pool())
         .await
         .map_err(db_err)?;
@@ -225,7 +233,8 @@ impl Store {
             let row = sqlx::query(
                 "UPDATE messages SET lease_until = $1, lease_owner = $2, attempts = attempts + 1
                  WHERE id = $3 AND status = 'pending' AND lease_until <= $4 AND next_attempt_at <= $4
-                 RETURNING channel, recipient, subject, body, attempts, content_sha256, subject_id, template",
+                 RETURNING channel, recipient, subject, body, attempts, content_sha256, subject_id, template,
+                           traceparent, tracestate",
             )
             .bind(lease_until.timestamp_micros())
             .bind(owner)
@@ -251,6 +260,8 @@ impl Store {
                 content_sha256: r.try_get("content_sha256").map_err(db_err)?,
                 subject_id: r.try_get("subject_id").map_err(db_err)?,
                 secret: crate::templates::Templates::carries_secret(&template),
+                traceparent: r.try_get("traceparent").map_err(db_err)?,
+                tracestate: r.try_get("tracestate").map_err(db_err)?,
             });
         }
         Ok(claimed)
