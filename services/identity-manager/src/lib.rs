@@ -24,6 +24,7 @@ mod http;
 pub mod identification;
 pub mod identity;
 pub mod lapse;
+pub mod lifecycle;
 pub mod notify;
 pub mod password;
 pub mod registration;

@@ -50,6 +50,46 @@ pub(crate) async fn request_in(
     spid_events::outbox::enqueue(conn, spid_types::topics::NOTIFICATION, &event).await.map_err(crate::store::db_err)
 }
 
+/// Asks notification for a message to the holder on the channels the
+/// message calls for, given the holder's verified contacts (notification
+/// picks them: e-mail, SMS for state changes, PEC where it matters).
+pub(crate) async fn request_to_holder_in(
+    conn: &mut sqlx::AnyConnection,
+    clock: &dyn spid_types::Clock,
+    about: &str,
+    holder_id: &str,
+    template: &str,
+    data: &[(&str, &str)],
+) -> Result<(), ServiceError> {
+    let rows = sqlx::query("SELECT kind, value FROM contacts WHERE holder_id = $1 AND verified_at IS NOT NULL")
+        .bind(holder_id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(crate::store::db_err)?;
+    let mut contacts = spid_proto::events::v1::Contacts::default();
+    for r in rows {
+        let kind: String = sqlx::Row::try_get(&r, "kind").map_err(crate::store::db_err)?;
+        let value: String = sqlx::Row::try_get(&r, "value").map_err(crate::store::db_err)?;
+        match kind.as_str() {
+            "email" => contacts.email = value,
+            "mobile" => contacts.mobile = value,
+            "pec" => contacts.pec = value,
+            _ => {}
+        }
+    }
+    let event = spid_events::EventBuilder::new(crate::SERVICE.as_str(), "notification.requested", about, clock)
+        .payload(&spid_proto::events::v1::NotificationRequested {
+            template: template.into(),
+            locale: "it".into(),
+            channel: String::new(),
+            recipient: String::new(),
+            data: data.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            contacts: Some(contacts),
+        })
+        .build();
+    spid_events::outbox::enqueue(conn, spid_types::topics::NOTIFICATION, &event).await.map_err(crate::store::db_err)
+}
+
 /// A message to send. `data` fills the template; codes travel only here.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Message {

@@ -873,3 +873,67 @@ async fn second_factor_contacts_are_the_verified_ones_with_type_and_status() {
     let err = w.credentials.second_factor_contacts("XIDPNOSUCHCODE").await.unwrap_err();
     assert_eq!(err.code, "identity.not_found");
 }
+
+#[tokio::test]
+async fn an_identity_is_suspended_restored_and_revoked_for_good_with_its_trail() {
+    use crate::lifecycle::{Action, ActorKind, Change, Lifecycle};
+    let w = world().await;
+    let a = sample("mario.rossi@example.it");
+    let (id, token) = register(&w, &a).await;
+    let (_, spid_code) = identify_and_activate(&w, &id, &token).await;
+    let lifecycle = Lifecycle::new(w.registrar.db().clone(), w.clock.clone());
+    let change = |action, reason: &str| Change {
+        action,
+        actor: ActorKind::Operator,
+        actor_id: "op-7".into(),
+        reason: reason.into(),
+        justification_ref: "PEC 2026/118".into(),
+    };
+    let lifecycle_events = "SELECT COUNT(*) FROM outbox WHERE topic = 'spid.lifecycle.v1'";
+    let requests = "SELECT COUNT(*) FROM outbox WHERE topic = 'spid.notification.v1'";
+    let (events_before, requests_before) = (count(&w, lifecycle_events).await, count(&w, requests).await);
+
+    // Bad input and illegal transitions change nothing.
+    let err = lifecycle.apply(&spid_code, &change(Action::Suspend, " ")).await.unwrap_err();
+    assert_eq!(err.code, "reason.invalid");
+    let err = lifecycle.apply(&spid_code, &change(Action::Restore, "nothing to restore")).await.unwrap_err();
+    assert_eq!((err.kind, err.code.as_str()), (spid_types::ErrorKind::FailedPrecondition, "transition.illegal"));
+    assert_eq!(
+        lifecycle.apply("XIDPNOSUCHCODE", &change(Action::Suspend, "x")).await.unwrap_err().code,
+        "identity.not_found"
+    );
+    assert_eq!(count(&w, lifecycle_events).await, events_before);
+
+    let s = lifecycle.apply(&spid_code, &change(Action::Suspend, "furto del telefono")).await.unwrap();
+    assert_eq!(s.status, Status::Suspended);
+    match w.credentials.check("mario.rossi@example.it", &a.password).await.unwrap() {
+        Outcome::NotActive(v) => assert_eq!(v.status, Status::Suspended),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        lifecycle.apply(&spid_code, &change(Action::Suspend, "again")).await.unwrap_err().code,
+        "transition.illegal"
+    );
+    w.clock.advance(Duration::days(2));
+    assert_eq!(
+        lifecycle.apply(&spid_code, &change(Action::Restore, "telefono ritrovato")).await.unwrap().status,
+        Status::Active
+    );
+    assert_eq!(
+        lifecycle.apply(&spid_code, &change(Action::Revoke, "richiesta del titolare")).await.unwrap().status,
+        Status::Revoked
+    );
+    let err = lifecycle.apply(&spid_code, &change(Action::Restore, "ripensamento")).await.unwrap_err();
+    assert!(err.message.contains("revocation is final"), "{}", err.message);
+
+    assert_eq!(count(&w, lifecycle_events).await, events_before + 3, "one lifecycle event per transition");
+    assert_eq!(count(&w, requests).await, requests_before + 3, "the holder is told each time");
+    let history = lifecycle.history(&spid_code).await.unwrap();
+    let steps: Vec<_> = history.iter().map(|t| (t.from, t.to)).collect();
+    assert_eq!(
+        steps,
+        [(Status::Active, Status::Suspended), (Status::Suspended, Status::Active), (Status::Active, Status::Revoked)]
+    );
+    assert!(history.iter().all(|t| t.actor == "operator:op-7" && t.justification_ref == "PEC 2026/118"));
+    assert_eq!(history[0].reason, "furto del telefono");
+}
