@@ -6,6 +6,7 @@
 
 mod dev_mode;
 mod events;
+mod lifecycle;
 mod notification;
 mod otp;
 mod registration;

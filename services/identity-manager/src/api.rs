@@ -26,13 +26,15 @@ pub fn grpc(
     let api = Api { registrar, credentials, identification, backoffice };
     routes.add_service(pb::credentials_server::CredentialsServer::new(api.clone()));
     routes.add_service(pb::registration_server::RegistrationServer::new(api.clone()));
-    routes.add_service(pb::backoffice_server::BackofficeServer::new(api));
+    routes.add_service(pb::backoffice_server::BackofficeServer::new(api.clone()));
+    routes.add_service(pb::lifecycle_admin_server::LifecycleAdminServer::new(api));
     spid_server::grpc::GrpcServer::new(
         routes,
         vec![
             pb::credentials_server::CredentialsServer::<Api>::NAME,
             pb::registration_server::RegistrationServer::<Api>::NAME,
             pb::backoffice_server::BackofficeServer::<Api>::NAME,
+            pb::lifecycle_admin_server::LifecycleAdminServer::<Api>::NAME,
         ],
     )
 }
@@ -582,5 +584,70 @@ impl pb::backoffice_server::Backoffice for Api {
         self.backoffice.ask_documents(&r.operator_id, &r.request_id, &r.text).await.map_err(to_status)?;
         let state = self.registrar.request(&r.request_id).await.map_err(to_status)?.state;
         Ok(decision(state))
+    }
+}
+
+fn identity_wire(r: crate::lifecycle::IdentityRecord) -> pb::Identity {
+    pb::Identity {
+        spid_code: r.spid_code,
+        r#type: type_wire(&r.identity_type) as i32,
+        status: status_wire(r.status) as i32,
+        created_at: Some(spid_proto::time::to_wire(r.created_at)),
+        status_changed_at: Some(spid_proto::time::to_wire(r.status_changed_at)),
+    }
+}
+
+impl Api {
+    async fn change(
+        &self,
+        request: Request<pb::LifecycleRequest>,
+        action: crate::lifecycle::Action,
+    ) -> Result<Response<pb::Identity>, Status> {
+        let r = request.into_inner();
+        let record = self
+            .backoffice
+            .change_identity(&r.actor_id, &r.spid_code, action, &r.reason, &r.justification_ref)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(identity_wire(record)))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::lifecycle_admin_server::LifecycleAdmin for Api {
+    async fn get_identity(&self, request: Request<pb::GetIdentityRequest>) -> Result<Response<pb::Identity>, Status> {
+        let r = request.into_inner();
+        let (record, _) = self.backoffice.identity(&r.actor_id, &r.spid_code).await.map_err(to_status)?;
+        Ok(Response::new(identity_wire(record)))
+    }
+
+    async fn suspend(&self, request: Request<pb::LifecycleRequest>) -> Result<Response<pb::Identity>, Status> {
+        self.change(request, crate::lifecycle::Action::Suspend).await
+    }
+
+    async fn restore(&self, request: Request<pb::LifecycleRequest>) -> Result<Response<pb::Identity>, Status> {
+        self.change(request, crate::lifecycle::Action::Restore).await
+    }
+
+    async fn revoke(&self, request: Request<pb::LifecycleRequest>) -> Result<Response<pb::Identity>, Status> {
+        self.change(request, crate::lifecycle::Action::Revoke).await
+    }
+
+    async fn history(&self, request: Request<pb::GetIdentityRequest>) -> Result<Response<pb::HistoryResponse>, Status> {
+        let r = request.into_inner();
+        let (_, history) = self.backoffice.identity(&r.actor_id, &r.spid_code).await.map_err(to_status)?;
+        Ok(Response::new(pb::HistoryResponse {
+            entries: history
+                .into_iter()
+                .map(|t| pb::HistoryEntry {
+                    from: status_wire(t.from) as i32,
+                    to: status_wire(t.to) as i32,
+                    actor: t.actor,
+                    reason: t.reason,
+                    justification_ref: t.justification_ref,
+                    at: Some(spid_proto::time::to_wire(t.at)),
+                })
+                .collect(),
+        }))
     }
 }

@@ -163,6 +163,44 @@ impl Backoffice {
         Ok(op)
     }
 
+    /// Suspends, restores or revokes an identity on the operator's word
+    /// (LC-2, LC-3): any operator may suspend and restore (the 30-minute
+    /// suspension duty); only an administrator revokes.
+    pub async fn change_identity(
+        &self,
+        op_id: &str,
+        spid_code: &str,
+        action: crate::lifecycle::Action,
+        reason: &str,
+        justification_ref: &str,
+    ) -> Result<crate::lifecycle::IdentityRecord, ServiceError> {
+        use crate::lifecycle::{Action, ActorKind, Change, Lifecycle};
+        let op = self.operator(op_id).await?;
+        let admin = op.role == Role::Administrator;
+        if action == Action::Revoke && !admin {
+            return Err(denied("only an administrator revokes an identity"));
+        }
+        let change = Change {
+            action,
+            actor: if admin { ActorKind::Administrator } else { ActorKind::Operator },
+            actor_id: op.id,
+            reason: reason.to_owned(),
+            justification_ref: justification_ref.to_owned(),
+        };
+        Lifecycle::new(self.db().clone(), self.registrar.clock().clone()).apply(spid_code, &change).await
+    }
+
+    /// An identity and its history, for any operator.
+    pub async fn identity(
+        &self,
+        op_id: &str,
+        spid_code: &str,
+    ) -> Result<(crate::lifecycle::IdentityRecord, Vec<crate::lifecycle::Transition>), ServiceError> {
+        self.operator(op_id).await?;
+        let lifecycle = crate::lifecycle::Lifecycle::new(self.db().clone(), self.registrar.clock().clone());
+        Ok((lifecycle.get(spid_code).await?, lifecycle.history(spid_code).await?))
+    }
+
     /// Adds an operator. The first operator can only be an administrator
     /// created by the installation (`by` = `None`); afterwards only an
     /// administrator adds operators.

@@ -3,6 +3,7 @@
 
 mod audit;
 mod health;
+mod identity;
 mod notifications;
 mod requests;
 mod targets;
@@ -37,6 +38,9 @@ enum Command {
     /// Identity requests: queues, a request with its evidence, decisions.
     #[command(subcommand)]
     Requests(Box<requests::RequestsCommand>),
+    /// Identities: look, suspend, restore, revoke, history.
+    #[command(subcommand)]
+    Identity(identity::IdentityCommand),
     /// Messages that could not be delivered, and retrying them.
     #[command(subcommand)]
     Notifications(notifications::NotificationsCommand),
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
         Command::Audit(command) => runtime.block_on(audit::run(&targets, cli.json, *command)),
         Command::Operators(command) => runtime.block_on(requests::operators(&targets, cli.json, command)),
         Command::Requests(command) => runtime.block_on(requests::requests(&targets, cli.json, *command)),
+        Command::Identity(command) => runtime.block_on(identity::run(&targets, cli.json, command)),
         Command::Notifications(command) => runtime.block_on(notifications::run(&targets, cli.json, command)),
     };
     match result {
