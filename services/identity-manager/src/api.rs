@@ -606,7 +606,7 @@ impl Api {
         let r = request.into_inner();
         let record = self
             .backoffice
-            .change_identity(&r.actor_id, &r.spid_code, action, &r.reason, &r.justification_ref)
+            .change_identity(&r.actor_id, &r.spid_code, action, &r.reason, &r.justification_ref, r.holder_request)
             .await
             .map_err(to_status)?;
         Ok(Response::new(identity_wire(record)))

@@ -173,6 +173,7 @@ impl Backoffice {
         action: crate::lifecycle::Action,
         reason: &str,
         justification_ref: &str,
+        holder_request: bool,
     ) -> Result<crate::lifecycle::IdentityRecord, ServiceError> {
         use crate::lifecycle::{Action, ActorKind, Change, Lifecycle};
         let op = self.operator(op_id).await?;
@@ -186,6 +187,7 @@ impl Backoffice {
             actor_id: op.id,
             reason: reason.to_owned(),
             justification_ref: justification_ref.to_owned(),
+            holder_request,
         };
         Lifecycle::new(self.db().clone(), self.registrar.clock().clone()).apply(spid_code, &change).await
     }

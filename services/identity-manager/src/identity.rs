@@ -115,6 +115,8 @@ pub struct Account {
     pub view: IdentityView,
     pub password: StoredPassword,
     pub failed_logins: i64,
+    /// Microseconds; the last successful password check.
+    pub last_used_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,8 +178,8 @@ pub(crate) async fn emit_in(
         let spid_code = new_spid_code(idp_code);
         let inserted = sqlx::query(
             "INSERT INTO identities (id, spid_code, holder_id, request_id, identity_type, username, status, max_level,
-                                     failed_logins, created_at, status_changed_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'active', 2, 0, $7, $7)
+                                     failed_logins, created_at, status_changed_at, last_used_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'active', 2, 0, $7, $7, $7)
              ON CONFLICT DO NOTHING",
         )
         .bind(&id)
@@ -239,7 +241,7 @@ impl Credentials {
     pub async fn lookup(&self, username: &str) -> Result<Option<Account>, ServiceError> {
         let username = crate::application::normalise_email(username);
         let row = sqlx::query(
-            "SELECT i.id, i.spid_code, i.identity_type, i.status, i.max_level, i.failed_logins,
+            "SELECT i.id, i.spid_code, i.identity_type, i.status, i.max_level, i.failed_logins, i.last_used_at,
                     c.password_hash, c.skeleton_hash, c.set_at,
                     (SELECT COUNT(*) FROM contacts m WHERE m.holder_id = i.holder_id AND m.kind = 'mobile'
                         AND m.verified_at IS NOT NULL) AS sms,
@@ -278,6 +280,7 @@ impl Credentials {
                 set_at: crate::store::instant(row.try_get("set_at").map_err(db_err)?),
             },
             failed_logins: row.try_get("failed_logins").map_err(db_err)?,
+            last_used_at: row.try_get("last_used_at").map_err(db_err)?,
         }))
     }
 
@@ -287,7 +290,7 @@ impl Credentials {
             let _ = self.hasher.verify(password, &self.decoy).await.map_err(ServiceError::internal)?;
             return Ok(Outcome::WrongCredentials);
         };
-        let Account { view, password: stored, failed_logins } = account;
+        let Account { view, password: stored, failed_logins, last_used_at } = account;
         if !self.hasher.verify(password, &stored).await.map_err(ServiceError::internal)? {
             if view.status == Status::Active {
                 self.count_failure(&view.identity_id).await?;
@@ -297,8 +300,13 @@ impl Credentials {
         if view.status != Status::Active {
             return Ok(Outcome::NotActive(view));
         }
-        if failed_logins > 0 {
-            sqlx::query("UPDATE identities SET failed_logins = 0 WHERE id = $1")
+        // A right password resets the failure count and marks the use
+        // (LC-3 inactivity), at most once a day: one write, rarely.
+        let now = self.clock.now().timestamp_micros();
+        let day = 86_400_000_000;
+        if failed_logins > 0 || now - last_used_at > day {
+            sqlx::query("UPDATE identities SET failed_logins = 0, last_used_at = $1 WHERE id = $2")
+                .bind(now)
                 .bind(&view.identity_id)
                 .execute(self.db.pool())
                 .await

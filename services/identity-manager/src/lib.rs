@@ -170,7 +170,12 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
         grpc: api::grpc(registrar.clone(), credentials, identification, backoffice),
         background: vec![
             Box::pin(relay.run(shutdown.clone())),
-            Box::pin(lapse::run(registrar, std::time::Duration::from_secs(60), shutdown.clone())),
+            Box::pin(lapse::run(registrar.clone(), std::time::Duration::from_secs(60), shutdown.clone())),
+            Box::pin(lifecycle::run(
+                lifecycle::Lifecycle::new(deps.db.clone(), deps.clock.clone()),
+                std::time::Duration::from_secs(60),
+                shutdown.clone(),
+            )),
         ],
         listeners: deps.listeners,
     };

@@ -90,6 +90,9 @@ pub struct Change {
     pub actor_id: String,
     pub reason: String,
     pub justification_ref: String,
+    /// A suspension the holder asked for (LC-2): restored automatically
+    /// after 30 days unless revoked meanwhile.
+    pub holder_request: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,8 +207,8 @@ impl Lifecycle {
         }
         sqlx::query(
             "INSERT INTO identity_transitions (id, identity_id, from_status, to_status, actor_kind, actor_id, reason,
-                                               justification_ref, at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                                               justification_ref, at, holder_request)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(uuid::Uuid::now_v7().to_string())
         .bind(&id)
@@ -216,6 +219,7 @@ impl Lifecycle {
         .bind(&change.reason)
         .bind(&change.justification_ref)
         .bind(now.timestamp_micros())
+        .bind(i64::from(change.holder_request && change.action == Action::Suspend))
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
@@ -293,5 +297,157 @@ impl Lifecycle {
                 })
             })
             .collect()
+    }
+}
+
+/// LC-2: a holder's suspension is restored after this long.
+pub const HOLDER_SUSPENSION: chrono::Duration = chrono::Duration::days(30);
+/// LC-3: an identity unused this long is revoked.
+pub const INACTIVITY: chrono::Duration = chrono::Duration::days(730);
+/// LC-3: days before an inactivity revocation the holder is warned.
+pub const WARNINGS: [i64; 4] = [90, 30, 10, 1];
+
+/// What one run of the scheduler did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SchedulerRun {
+    pub restored: usize,
+    pub warned: usize,
+    pub revoked: usize,
+}
+
+impl Lifecycle {
+    fn scheduler(action: Action, reason: &str) -> Change {
+        Change {
+            action,
+            actor: ActorKind::Scheduler,
+            actor_id: "scheduler".into(),
+            reason: reason.into(),
+            justification_ref: String::new(),
+            holder_request: false,
+        }
+    }
+
+    /// One run of the lifecycle jobs at `now`: the 30-day restore of
+    /// holders' suspensions (LC-2), the inactivity warnings 90, 30, 10 and 1
+    /// days ahead, and the revocation after 24 months without use (LC-3).
+    /// Safe with several replicas and after a crash: a transition happens
+    /// once (versioned update), a warning is sent once per deadline (its
+    /// notice row is the guard).
+    pub async fn run_due(&self, now: DateTime<Utc>) -> Result<SchedulerRun, ServiceError> {
+        let mut run = SchedulerRun::default();
+        let cutoff = (now - HOLDER_SUSPENSION).timestamp_micros();
+        let due: Vec<String> = sqlx::query_scalar(
+            "SELECT i.spid_code FROM identities i
+             WHERE i.status = 'suspended' AND i.status_changed_at <= $1
+               AND EXISTS (SELECT 1 FROM identity_transitions t
+                           WHERE t.identity_id = i.id AND t.to_status = 'suspended' AND t.holder_request = 1
+                             AND t.at = i.status_changed_at)",
+        )
+        .bind(cutoff)
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(db_err)?;
+        let restore =
+            Self::scheduler(Action::Restore, "restored automatically 30 days after the holder's suspension (LC-2)");
+        for spid_code in due {
+            if self.apply_once(&spid_code, &restore).await? {
+                run.restored += 1;
+            }
+        }
+
+        let first_warning = (now - INACTIVITY + chrono::Duration::days(WARNINGS[0])).timestamp_micros();
+        let rows = sqlx::query(
+            "SELECT id, spid_code, holder_id, last_used_at FROM identities
+             WHERE status IN ('active', 'suspended', 'credentials_locked') AND last_used_at <= $1",
+        )
+        .bind(first_warning)
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(db_err)?;
+        let revoke = Self::scheduler(Action::Revoke, "24 months without use (LC-3)");
+        for r in rows {
+            let id: String = r.try_get("id").map_err(db_err)?;
+            let spid_code: String = r.try_get("spid_code").map_err(db_err)?;
+            let holder_id: String = r.try_get("holder_id").map_err(db_err)?;
+            let deadline = instant(r.try_get("last_used_at").map_err(db_err)?) + INACTIVITY;
+            if now >= deadline {
+                if self.apply_once(&spid_code, &revoke).await? {
+                    run.revoked += 1;
+                }
+                continue;
+            }
+            if self.warn(&id, &holder_id, deadline, now).await? {
+                run.warned += 1;
+            }
+        }
+        Ok(run)
+    }
+
+    /// Applies a scheduled change unless the state moved on meanwhile
+    /// (another replica, an operator): `false` then.
+    async fn apply_once(&self, spid_code: &str, change: &Change) -> Result<bool, ServiceError> {
+        match self.apply(spid_code, change).await {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.code.as_str(), "transition.illegal" | "identity.changed") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends the most urgent inactivity warning due and not yet sent for
+    /// this deadline; warnings whose day passed unsent are marked sent
+    /// with it (one message, not a burst after an outage).
+    async fn warn(
+        &self,
+        id: &str,
+        holder_id: &str,
+        deadline: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, ServiceError> {
+        let due: Vec<i64> = WARNINGS.into_iter().filter(|d| now >= deadline - chrono::Duration::days(*d)).collect();
+        let Some(most_urgent) = due.iter().min().copied() else { return Ok(false) };
+        let mut tx = self.db.pool().begin().await.map_err(db_err)?;
+        let mut fresh = false;
+        for days in &due {
+            let notice = format!("inactivity:{}:{days}", deadline.timestamp());
+            let inserted = sqlx::query(
+                "INSERT INTO lifecycle_notices (identity_id, notice, sent_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (identity_id, notice) DO NOTHING",
+            )
+            .bind(id)
+            .bind(&notice)
+            .bind(now.timestamp_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if *days == most_urgent {
+                fresh = inserted.rows_affected() == 1;
+            }
+        }
+        if !fresh {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(false);
+        }
+        let left = (deadline - now).num_days().max(1).to_string();
+        let date = deadline.format("%d/%m/%Y").to_string();
+        let data = [("days", left.as_str()), ("date", date.as_str())];
+        crate::notify::request_to_holder_in(&mut tx, self.clock.as_ref(), id, holder_id, "revocation-warning", &data)
+            .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+}
+
+/// Runs the lifecycle jobs every `every` until `shutdown`.
+pub async fn run(lifecycle: Lifecycle, every: std::time::Duration, shutdown: spid_server::CancellationToken) {
+    loop {
+        match lifecycle.run_due(lifecycle.clock.now()).await {
+            Ok(r) if r == SchedulerRun::default() => {}
+            Ok(r) => tracing::info!(restored = r.restored, warned = r.warned, revoked = r.revoked, "lifecycle jobs"),
+            Err(e) => tracing::warn!(code = e.code, "lifecycle jobs failed; retrying at the next run"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
     }
 }

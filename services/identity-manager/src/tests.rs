@@ -888,6 +888,7 @@ async fn an_identity_is_suspended_restored_and_revoked_for_good_with_its_trail()
         actor_id: "op-7".into(),
         reason: reason.into(),
         justification_ref: "PEC 2026/118".into(),
+        holder_request: false,
     };
     let lifecycle_events = "SELECT COUNT(*) FROM outbox WHERE topic = 'spid.lifecycle.v1'";
     let requests = "SELECT COUNT(*) FROM outbox WHERE topic = 'spid.notification.v1'";
@@ -936,4 +937,74 @@ async fn an_identity_is_suspended_restored_and_revoked_for_good_with_its_trail()
     );
     assert!(history.iter().all(|t| t.actor == "operator:op-7" && t.justification_ref == "PEC 2026/118"));
     assert_eq!(history[0].reason, "furto del telefono");
+}
+
+#[tokio::test]
+async fn the_scheduler_restores_holders_suspensions_warns_once_per_deadline_and_revokes_unused_identities() {
+    use crate::lifecycle::{Action, ActorKind, Change, Lifecycle, SchedulerRun};
+    let w = world().await;
+    let a = sample("mario.rossi@example.it");
+    let (id, token) = register(&w, &a).await;
+    let (_, mario) = identify_and_activate(&w, &id, &token).await;
+    let b = sample("luigi.bianchi@example.it");
+    let (id, token) = register(&w, &b).await;
+    let (_, luigi) = identify_and_activate(&w, &id, &token).await;
+    let lifecycle = Lifecycle::new(w.registrar.db().clone(), w.clock.clone());
+    let suspend = |holder_request| Change {
+        action: Action::Suspend,
+        actor: ActorKind::Operator,
+        actor_id: "op-7".into(),
+        reason: "smarrimento".into(),
+        justification_ref: String::new(),
+        holder_request,
+    };
+    let run = |days: i64| {
+        w.clock.advance(Duration::days(days));
+        lifecycle.run_due(w.clock.now())
+    };
+    let warnings = || async {
+        let rows = sqlx::query("SELECT payload FROM outbox WHERE topic = 'spid.notification.v1'")
+            .fetch_all(w.registrar.db().pool())
+            .await
+            .unwrap();
+        rows.iter()
+            .filter(|r| {
+                let bytes: Vec<u8> = sqlx::Row::get(*r, "payload");
+                let e = <spid_proto::events::v1::Envelope as prost::Message>::decode(bytes.as_slice()).unwrap();
+                spid_events::envelope::payload_of::<spid_proto::events::v1::NotificationRequested>(&e)
+                    .is_some_and(|n| n.template == "revocation-warning")
+            })
+            .count()
+    };
+
+    // LC-2: the holder's suspension comes back after 30 days, the other not.
+    lifecycle.apply(&mario, &suspend(true)).await.unwrap();
+    lifecycle.apply(&luigi, &suspend(false)).await.unwrap();
+    assert_eq!(run(29).await.unwrap(), SchedulerRun::default());
+    assert_eq!(run(2).await.unwrap().restored, 1);
+    assert_eq!(lifecycle.get(&mario).await.unwrap().status, Status::Active);
+    assert_eq!(lifecycle.get(&luigi).await.unwrap().status, Status::Suspended);
+    assert_eq!(lifecycle.run_due(w.clock.now()).await.unwrap(), SchedulerRun::default(), "once");
+    let last = lifecycle.history(&mario).await.unwrap().pop().unwrap();
+    assert_eq!((last.actor.as_str(), last.to), ("scheduler:scheduler", Status::Active));
+
+    // LC-3: 24 months without use. Mario logs in now; both are then idle.
+    assert!(matches!(w.credentials.check("mario.rossi@example.it", &a.password).await.unwrap(), Outcome::Ok(_)));
+    let before = warnings().await;
+    assert_eq!(run(730 - 91).await.unwrap().warned, 1, "luigi, unused since activation, is nearer his deadline");
+    let r = run(1).await.unwrap();
+    assert_eq!(r.warned, 1, "mario's 90-day warning");
+    assert_eq!(lifecycle.run_due(w.clock.now()).await.unwrap().warned, 0, "once per deadline");
+    // Luigi's deadline is day 730 (unused since activation), Mario's 761.
+    assert_eq!(run(30).await.unwrap().warned, 1, "day 701: luigi's 30-day warning");
+    assert_eq!(run(24).await.unwrap().warned, 1, "day 725: luigi's 10-day warning");
+    // An outage from day 725 to 760: Mario's 30-, 10- and 1-day marks all
+    // passed unsent; he gets one message, the latest. Luigi is revoked.
+    let r = run(35).await.unwrap();
+    assert_eq!((r.warned, r.revoked), (1, 1));
+    assert_eq!(lifecycle.run_due(w.clock.now()).await.unwrap(), SchedulerRun::default(), "nothing twice");
+    assert_eq!(lifecycle.get(&luigi).await.unwrap().status, Status::Revoked);
+    assert_eq!(run(1).await.unwrap().revoked, 1);
+    assert_eq!(lifecycle.get(&mario).await.unwrap().status, Status::Revoked);
+    assert_eq!(warnings().await - before, 5, "luigi 90, 30, 10; mario 90, 1");
 }

@@ -45,6 +45,10 @@ pub struct Change {
     /// The justifying document (PEC id, police report, form...).
     #[arg(long, default_value = "")]
     justification: String,
+    /// Suspend: the holder asked for it (restored automatically after 30
+    /// days unless revoked meanwhile, LC-2).
+    #[arg(long)]
+    holder_request: bool,
 }
 
 fn state(s: i32) -> &'static str {
@@ -93,6 +97,7 @@ pub async fn run(targets: &Targets, json: bool, command: IdentityCommand) -> Res
         reason: c.reason,
         actor_id: c.operator,
         justification_ref: c.justification,
+        holder_request: c.holder_request,
     };
     match command {
         IdentityCommand::Show { operator, spid_code } => {

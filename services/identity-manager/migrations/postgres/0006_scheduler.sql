@@ -1,0 +1,13 @@
+-- The lifecycle scheduler (LC-2, LC-3). last_used_at: the last successful
+-- password check (inactivity revocation after 24 months). holder_request:
+-- a suspension asked for by the holder, restored automatically after 30
+-- days. lifecycle_notices: each warning sent once per deadline.
+ALTER TABLE identities ADD COLUMN last_used_at BIGINT NOT NULL DEFAULT 0;
+UPDATE identities SET last_used_at = created_at WHERE last_used_at = 0;
+ALTER TABLE identity_transitions ADD COLUMN holder_request BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE lifecycle_notices (
+    identity_id TEXT NOT NULL,
+    notice      TEXT NOT NULL,
+    sent_at     BIGINT NOT NULL,
+    PRIMARY KEY (identity_id, notice)
+);
