@@ -84,21 +84,50 @@ async fn an_operator_suspends_restores_and_revokes_and_every_service_follows() {
     let r = credentials.check_password(check()).await.unwrap().into_inner();
     assert_eq!((r.outcome(), r.status()), (Login::IdentityNotActive, IdentityStatus::Suspended));
 
-    // otp-service dropped the live challenge (lifecycle topic, embedded bus).
+    // otp-service dropped the live challenge (lifecycle topic, embedded
+    // bus): the right code no longer works.
+    let public = ports.http_url(ServiceName::AuthnGateway);
+    let outbox: serde_json::Value = reqwest::get(format!("{public}/dev/outbox")).await.unwrap().json().await.unwrap();
+    let six_digits = |m: &serde_json::Value| {
+        m["body"].as_str().unwrap_or("").split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).map(str::to_owned)
+    };
+    let code = outbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .filter(|m| m["recipient"] == mobile && m["subject"] == "Codice di verifica")
+        .find_map(six_digits)
+        .expect("the code sent by SMS");
     let verify = VerifyRequest {
         challenge_id: started.challenge_id.clone(),
         transaction_id: "tx-1".into(),
-        code: "000000".into(),
+        code,
         client_ip: "198.51.100.7".into(),
     };
-    eventually(Duration::from_secs(20), "the challenge dropped", || {
-        let (mut c, v) = (challenges.clone(), verify.clone());
-        async move { (c.verify(v).await.ok()?.into_inner().outcome() == Outcome::Expired).then_some(()) }
+    // Once otp-service has acted (its audit event), the right code is refused.
+    let audit =
+        spid_proto::audit::v1::audit_query_client::AuditQueryClient::connect(ports.grpc_url(ServiceName::AuditLog))
+            .await
+            .unwrap();
+    eventually(Duration::from_secs(20), "otp-service dropping the challenge", || {
+        let mut audit = audit.clone();
+        let spid_code = spid_code.clone();
+        async move {
+            let records = audit
+                .search(spid_proto::audit::v1::SearchRequest { r#type: "otp.dropped".into(), ..Default::default() })
+                .await
+                .ok()?
+                .into_inner()
+                .records;
+            records.iter().any(|r| r.event.as_ref().is_some_and(|e| e.aggregate_id == spid_code)).then_some(())
+        }
     })
     .await;
+    let r = challenges.verify(verify).await.unwrap().into_inner();
+    assert_eq!(r.outcome(), Outcome::Expired, "the suspended holder's code no longer opens the login");
 
     // The holder is told, by e-mail and by SMS.
-    let public = ports.http_url(ServiceName::AuthnGateway);
     eventually(Duration::from_secs(20), "the holder told of the suspension", || {
         let url = format!("{public}/dev/outbox");
         async move {

@@ -11,7 +11,7 @@ use std::process::Command;
 use integration_tests::{DevProcess, Ports, bin};
 use spid_proto::otp::v1::authenticators_client::AuthenticatorsClient;
 use spid_proto::otp::v1::challenges_client::ChallengesClient;
-use spid_proto::otp::v1::devices_client::DevicesClient;
+use spid_proto::otp::v1::device_activation_client::DeviceActivationClient;
 use spid_proto::otp::v1::verify_response::Outcome;
 use spid_proto::otp::v1::{
     ActivateRequest, ConfirmRequest, EnrolRequest, ListMethodsRequest, Method, StartRequest, VerifyRequest,
@@ -125,7 +125,7 @@ async fn a_level_two_holder_uses_sms_codes_an_authenticator_and_the_bound_app() 
 
     // The provider's app (the device simulator): bound with an activation
     // code and a PIN, then approving a push and refusing a QR login.
-    let mut devices = DevicesClient::connect(ports.grpc_url(ServiceName::OtpService)).await.unwrap();
+    let mut devices = DeviceActivationClient::connect(ports.grpc_url(ServiceName::OtpService)).await.unwrap();
     let activate = || ActivateRequest { spid_code: spid_code.clone() };
     let code = devices.activate(activate()).await.unwrap().into_inner().activation_code;
     let state = data.path().join("device.json");

@@ -173,7 +173,7 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
             Box::pin(lapse::run(registrar.clone(), std::time::Duration::from_secs(60), shutdown.clone())),
             Box::pin(lifecycle::run(
                 lifecycle::Lifecycle::new(deps.db.clone(), deps.clock.clone()),
-                std::time::Duration::from_secs(60),
+                std::time::Duration::from_secs(300),
                 shutdown.clone(),
             )),
         ],

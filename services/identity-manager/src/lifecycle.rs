@@ -219,7 +219,9 @@ impl Lifecycle {
         .bind(&change.reason)
         .bind(&change.justification_ref)
         .bind(now.timestamp_micros())
-        .bind(i64::from(change.holder_request && change.action == Action::Suspend))
+        // Only a suspension of an active identity comes back by itself: a
+        // lock (LC-5) is not lifted by the holder's own suspension.
+        .bind(i64::from(change.holder_request && change.action == Action::Suspend && from == Status::Active))
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
@@ -329,7 +331,9 @@ impl Lifecycle {
 
     /// One run of the lifecycle jobs at `now`: the 30-day restore of
     /// holders' suspensions (LC-2), the inactivity warnings 90, 30, 10 and 1
-    /// days ahead, and the revocation after 24 months without use (LC-3).
+    /// days ahead, and the revocation after 24 months without use (LC-3),
+    /// for active identities (a suspended holder cannot log in to prevent
+    /// it; their identity follows its suspension's course).
     /// Safe with several replicas and after a crash: a transition happens
     /// once (versioned update), a warning is sent once per deadline (its
     /// notice row is the guard).
@@ -358,7 +362,7 @@ impl Lifecycle {
         let first_warning = (now - INACTIVITY + chrono::Duration::days(WARNINGS[0])).timestamp_micros();
         let rows = sqlx::query(
             "SELECT id, spid_code, holder_id, last_used_at FROM identities
-             WHERE status IN ('active', 'suspended', 'credentials_locked') AND last_used_at <= $1",
+             WHERE status = 'active' AND last_used_at <= $1",
         )
         .bind(first_warning)
         .fetch_all(self.db.pool())
@@ -370,7 +374,9 @@ impl Lifecycle {
             let spid_code: String = r.try_get("spid_code").map_err(db_err)?;
             let holder_id: String = r.try_get("holder_id").map_err(db_err)?;
             let deadline = instant(r.try_get("last_used_at").map_err(db_err)?) + INACTIVITY;
-            if now >= deadline {
+            // Revoked only once the last warning has had its day: after an
+            // outage, the holder is warned first and revoked a day later.
+            if now >= deadline && self.last_warning_before(&id, deadline, now).await? {
                 if self.apply_once(&spid_code, &revoke).await? {
                     run.revoked += 1;
                 }
@@ -393,6 +399,23 @@ impl Lifecycle {
         }
     }
 
+    /// Whether the 1-day warning for `deadline` went out a day or more ago.
+    async fn last_warning_before(
+        &self,
+        id: &str,
+        deadline: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, ServiceError> {
+        let sent: Option<i64> =
+            sqlx::query_scalar("SELECT sent_at FROM lifecycle_notices WHERE identity_id = $1 AND notice = $2")
+                .bind(id)
+                .bind(format!("inactivity:{}:1", deadline.timestamp()))
+                .fetch_optional(self.db.pool())
+                .await
+                .map_err(db_err)?;
+        Ok(sent.is_some_and(|at| instant(at) <= now - chrono::Duration::days(1)))
+    }
+
     /// Sends the most urgent inactivity warning due and not yet sent for
     /// this deadline; warnings whose day passed unsent are marked sent
     /// with it (one message, not a burst after an outage).
@@ -405,6 +428,17 @@ impl Lifecycle {
     ) -> Result<bool, ServiceError> {
         let due: Vec<i64> = WARNINGS.into_iter().filter(|d| now >= deadline - chrono::Duration::days(*d)).collect();
         let Some(most_urgent) = due.iter().min().copied() else { return Ok(false) };
+        // Most runs find it sent already: one read, no transaction.
+        let sent: Option<i64> =
+            sqlx::query_scalar("SELECT sent_at FROM lifecycle_notices WHERE identity_id = $1 AND notice = $2")
+                .bind(id)
+                .bind(format!("inactivity:{}:{most_urgent}", deadline.timestamp()))
+                .fetch_optional(self.db.pool())
+                .await
+                .map_err(db_err)?;
+        if sent.is_some() {
+            return Ok(false);
+        }
         let mut tx = self.db.pool().begin().await.map_err(db_err)?;
         let mut fresh = false;
         for days in &due {
@@ -427,7 +461,7 @@ impl Lifecycle {
             tx.rollback().await.map_err(db_err)?;
             return Ok(false);
         }
-        let left = (deadline - now).num_days().max(1).to_string();
+        let left = (deadline - now).num_days().clamp(1, WARNINGS[0]).to_string();
         let date = deadline.format("%d/%m/%Y").to_string();
         let data = [("days", left.as_str()), ("date", date.as_str())];
         crate::notify::request_to_holder_in(&mut tx, self.clock.as_ref(), id, holder_id, "revocation-warning", &data)

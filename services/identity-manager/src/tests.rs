@@ -988,23 +988,26 @@ async fn the_scheduler_restores_holders_suspensions_warns_once_per_deadline_and_
     let last = lifecycle.history(&mario).await.unwrap().pop().unwrap();
     assert_eq!((last.actor.as_str(), last.to), ("scheduler:scheduler", Status::Active));
 
-    // LC-3: 24 months without use. Mario logs in now; both are then idle.
+    // LC-3: 24 months without use, for active identities. Luigi is
+    // restored (and not used); Mario logs in now.
+    let restore = Change { action: Action::Restore, ..suspend(false) };
+    lifecycle.apply(&luigi, &restore).await.unwrap();
     assert!(matches!(w.credentials.check("mario.rossi@example.it", &a.password).await.unwrap(), Outcome::Ok(_)));
     let before = warnings().await;
-    assert_eq!(run(730 - 91).await.unwrap().warned, 1, "luigi, unused since activation, is nearer his deadline");
-    let r = run(1).await.unwrap();
-    assert_eq!(r.warned, 1, "mario's 90-day warning");
-    assert_eq!(lifecycle.run_due(w.clock.now()).await.unwrap().warned, 0, "once per deadline");
     // Luigi's deadline is day 730 (unused since activation), Mario's 761.
+    assert_eq!(run(730 - 91).await.unwrap().warned, 1, "day 670: luigi's 90-day warning");
+    assert_eq!(run(1).await.unwrap().warned, 1, "day 671: mario's 90-day warning");
+    assert_eq!(lifecycle.run_due(w.clock.now()).await.unwrap(), SchedulerRun::default(), "once per deadline");
     assert_eq!(run(30).await.unwrap().warned, 1, "day 701: luigi's 30-day warning");
     assert_eq!(run(24).await.unwrap().warned, 1, "day 725: luigi's 10-day warning");
-    // An outage from day 725 to 760: Mario's 30-, 10- and 1-day marks all
-    // passed unsent; he gets one message, the latest. Luigi is revoked.
+    // An outage from day 725 to 760: both passed marks unsent. Each gets
+    // one message, the latest; Luigi, past his deadline, is revoked only a
+    // day after that last warning.
     let r = run(35).await.unwrap();
-    assert_eq!((r.warned, r.revoked), (1, 1));
+    assert_eq!((r.warned, r.revoked), (2, 0));
     assert_eq!(lifecycle.run_due(w.clock.now()).await.unwrap(), SchedulerRun::default(), "nothing twice");
+    assert_eq!(run(1).await.unwrap().revoked, 2, "day 761: both, each warned the day before");
     assert_eq!(lifecycle.get(&luigi).await.unwrap().status, Status::Revoked);
-    assert_eq!(run(1).await.unwrap().revoked, 1);
     assert_eq!(lifecycle.get(&mario).await.unwrap().status, Status::Revoked);
-    assert_eq!(warnings().await - before, 5, "luigi 90, 30, 10; mario 90, 1");
+    assert_eq!(warnings().await - before, 6, "luigi 90, 30, 10, 1; mario 90, 1");
 }

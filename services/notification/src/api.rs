@@ -74,6 +74,7 @@ impl pb::notifications_server::Notifications for Api {
                 data: r.data.into_iter().collect(),
                 idempotency_key: r.idempotency_key,
                 subject_id: r.subject_id,
+                trace: None,
             })
             .await
             .map_err(to_status)?;

@@ -76,6 +76,10 @@ pub struct SendMessage {
     pub data: BTreeMap<String, String>,
     pub idempotency_key: String,
     pub subject_id: String,
+    /// The W3C trace context (traceparent, tracestate) of the request that
+    /// asked for the message, when it came through the topic; `None`: the
+    /// current span's.
+    pub trace: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,7 +167,13 @@ impl Notifier {
         };
         let digest = self.content_digest(&req.template, locale, &req.data, &rendered)?;
         let message_id = uuid::Uuid::now_v7().to_string();
-        let trace = spid_telemetry::current_trace_headers();
+        let trace = match &req.trace {
+            Some((parent, state)) if !parent.is_empty() => (parent.clone(), state.clone()),
+            _ => {
+                let t = spid_telemetry::current_trace_headers();
+                (t.traceparent, t.tracestate)
+            }
+        };
         let accepted = self
             .store
             .insert(NewMessage {
@@ -179,7 +189,7 @@ impl Notifier {
                 subject_id: &req.subject_id,
                 status,
                 at: self.clock.now(),
-                trace: (&trace.traceparent, &trace.tracestate),
+                trace: (&trace.0, &trace.1),
             })
             .await?;
         self.wake.notify_one();

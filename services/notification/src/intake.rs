@@ -54,6 +54,7 @@ pub fn to_send(event: &Envelope) -> Result<Vec<SendMessage>, String> {
             data: requested.data.clone().into_iter().collect(),
             idempotency_key: format!("event:{}:{}", event.event_id, channel.as_str()),
             subject_id: event.aggregate_id.clone(),
+            trace: event.trace.as_ref().map(|t| (t.traceparent.clone(), t.tracestate.clone())),
         })
         .collect())
 }

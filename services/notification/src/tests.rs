@@ -129,6 +129,7 @@ pub(crate) fn email(key: &str) -> SendMessage {
         data: [("spid_code".to_owned(), "XIDPABCDEFGHIJ".to_owned())].into(),
         idempotency_key: key.into(),
         subject_id: "XIDPABCDEFGHIJ".into(),
+        trace: None,
     }
 }
 
@@ -141,6 +142,7 @@ fn otp(key: &str) -> SendMessage {
         data: [("code".to_owned(), "123456".to_owned()), ("minutes".to_owned(), "5".to_owned())].into(),
         idempotency_key: key.into(),
         subject_id: "LPDA0000000001".into(),
+        trace: None,
     }
 }
 

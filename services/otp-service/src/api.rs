@@ -15,13 +15,15 @@ pub fn grpc(otp: Arc<Otp>) -> spid_server::grpc::GrpcServer {
     let mut routes = tonic::service::RoutesBuilder::default();
     routes.add_service(pb::challenges_server::ChallengesServer::new(Api(otp.clone())));
     routes.add_service(pb::authenticators_server::AuthenticatorsServer::new(Api(otp.clone())));
-    routes.add_service(pb::devices_server::DevicesServer::new(Api(otp)));
+    routes.add_service(pb::devices_server::DevicesServer::new(Api(otp.clone())));
+    routes.add_service(pb::device_activation_server::DeviceActivationServer::new(Api(otp)));
     spid_server::grpc::GrpcServer::new(
         routes,
         vec![
             pb::challenges_server::ChallengesServer::<Api>::NAME,
             pb::authenticators_server::AuthenticatorsServer::<Api>::NAME,
             pb::devices_server::DevicesServer::<Api>::NAME,
+            pb::device_activation_server::DeviceActivationServer::<Api>::NAME,
         ],
     )
 }
@@ -117,12 +119,15 @@ impl pb::authenticators_server::Authenticators for Api {
 }
 
 #[tonic::async_trait]
-impl pb::devices_server::Devices for Api {
+impl pb::device_activation_server::DeviceActivation for Api {
     async fn activate(&self, request: Request<pb::ActivateRequest>) -> Result<Response<pb::ActivateResponse>, Status> {
         let activation_code = self.0.activation_code(&request.into_inner().spid_code).await.map_err(to_status)?;
         Ok(Response::new(pb::ActivateResponse { activation_code }))
     }
+}
 
+#[tonic::async_trait]
+impl pb::devices_server::Devices for Api {
     async fn bind(&self, request: Request<pb::BindRequest>) -> Result<Response<pb::BindResponse>, Status> {
         let r = request.into_inner();
         if r.public_key.len() > 4096 || r.pin.len() > 64 {

@@ -112,8 +112,17 @@ impl Authenticators {
         let Some(accepted) = self.totp.verify(&seed.0, code, self.now(), None).map_err(ServiceError::internal)? else {
             return Ok(false);
         };
-        // This token first: only if it is still pending do the others go.
+        // The others go, then this one comes in, in one transaction: if it
+        // is no longer pending (a concurrent confirmation), nothing changes.
         let mut tx = self.db.pool().begin().await.map_err(db_err)?;
+        sqlx::query(
+            "UPDATE totp_tokens SET status = 'dropped' WHERE spid_code = $1 AND status = 'active' AND id <> $2",
+        )
+        .bind(spid_code)
+        .bind(token_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         let step = i64::try_from(accepted.step).unwrap_or(i64::MAX);
         let confirmed = sqlx::query(
             "UPDATE totp_tokens SET status = 'active', confirmed_at = $1, last_used_step = $2
@@ -129,14 +138,6 @@ impl Authenticators {
             tx.rollback().await.map_err(db_err)?;
             return Ok(false);
         }
-        sqlx::query(
-            "UPDATE totp_tokens SET status = 'dropped' WHERE spid_code = $1 AND status = 'active' AND id <> $2",
-        )
-        .bind(spid_code)
-        .bind(token_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         Ok(true)
     }

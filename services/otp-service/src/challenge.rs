@@ -199,7 +199,14 @@ impl Codes {
             .parse()
             .map_err(|_| ServiceError::invalid("client_ip.invalid", "client_ip must be an IP address"))?;
         let window = self.policy.window;
-        let by_identity = self.cache.increment(&format!("otp:rate:id:{spid_code}"), window).await.map_err(cache_err)?;
+        // A QR code is replaced every 120 s while the login page is open:
+        // it costs no message and works only with the bound app's
+        // signature, so it does not count against the identity's limit.
+        let by_identity = if method == Method::Qr {
+            0
+        } else {
+            self.cache.increment(&format!("otp:rate:id:{spid_code}"), window).await.map_err(cache_err)?
+        };
         let by_address = self.cache.increment(&format!("otp:rate:ip:{client_ip}"), window).await.map_err(cache_err)?;
         if by_identity > self.policy.per_identity || by_address > self.policy.per_address {
             return Err(ServiceError::new(

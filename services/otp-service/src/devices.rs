@@ -85,7 +85,7 @@ pub fn check_pin(pin: &str) -> Vec<PinRule> {
         broken.push(PinRule::Sequence);
     }
     let word: String = lower.iter().collect();
-    if NAMES.contains(&word.as_str()) {
+    if NAMES.iter().any(|n| word == *n || (n.len() >= 4 && word.contains(n))) {
         broken.push(PinRule::Name);
     }
     broken
@@ -131,6 +131,10 @@ pub fn approval_message(challenge_id: &str, nonce: &str, approve: bool) -> Vec<u
     format!("spid-idp approval v1\n{challenge_id}\n{nonce}\n{decision}").into_bytes()
 }
 
+fn activation_key(code: &str) -> String {
+    format!("otp:activation:{}", hex::encode(sha256(code.as_bytes())))
+}
+
 impl Devices {
     pub fn new(db: Db, cache: Arc<dyn Cache>, clock: Arc<dyn Clock>) -> Self {
         Self { db, cache, clock }
@@ -142,9 +146,29 @@ impl Devices {
         let mut bytes = [0u8; 15];
         openssl::rand::rand_bytes(&mut bytes).map_err(ServiceError::internal)?;
         let code = crate::totp::base32(&bytes);
-        let key = format!("otp:activation:{}", hex::encode(sha256(code.as_bytes())));
+        let key = activation_key(&code);
         self.cache.set(&key, spid_code.as_bytes(), ACTIVATION_VALIDITY).await.map_err(cache_err)?;
+        // The identity's live activation code, so a suspension can cancel it
+        // (a newer code replaces the older).
+        let pointer = format!("otp:activation-of:{spid_code}");
+        if let Some(old) = self.cache.get(&pointer).await.map_err(cache_err)? {
+            self.cache.delete(&String::from_utf8_lossy(&old)).await.map_err(cache_err)?;
+        }
+        self.cache.set(&pointer, key.as_bytes(), ACTIVATION_VALIDITY).await.map_err(cache_err)?;
         Ok(code)
+    }
+
+    /// The identity an activation code would bind to, without using it.
+    pub async fn activation_owner(&self, activation_code: &str) -> Result<Option<String>, ServiceError> {
+        if activation_code.len() > 64 {
+            return Ok(None);
+        }
+        Ok(self
+            .cache
+            .get(&activation_key(activation_code))
+            .await
+            .map_err(cache_err)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     /// Binds the app that presents `activation_code` (once), with its
@@ -170,7 +194,7 @@ impl Devices {
         if activation_code.len() > 64 {
             return Err(ServiceError::invalid("activation_code.invalid", "unknown or expired activation code"));
         }
-        let cache_key = format!("otp:activation:{}", hex::encode(sha256(activation_code.as_bytes())));
+        let cache_key = activation_key(activation_code);
         let spid_code = self
             .cache
             .take(&cache_key)
@@ -241,8 +265,12 @@ impl Devices {
         ok.then(|| row.try_get("spid_code")).transpose().map_err(db_err)
     }
 
-    /// Unbinds every device of the identity (suspension, revocation).
+    /// Unbinds every device of the identity and cancels its activation code
+    /// (suspension, revocation).
     pub async fn drop_for(&self, spid_code: &str) -> Result<u64, ServiceError> {
+        if let Some(key) = self.cache.take(&format!("otp:activation-of:{spid_code}")).await.map_err(cache_err)? {
+            self.cache.delete(&String::from_utf8_lossy(&key)).await.map_err(cache_err)?;
+        }
         let r = sqlx::query("UPDATE devices SET status = 'dropped' WHERE spid_code = $1 AND status = 'active'")
             .bind(spid_code)
             .execute(self.db.pool())
@@ -272,6 +300,8 @@ pub(crate) mod tests {
         assert_eq!(check_pin("xAbC79"), [PinRule::Sequence], "without case");
         assert!(check_pin("9a0b1c").is_empty(), "alternating is not a sequence");
         assert_eq!(check_pin("Giulia"), [PinRule::Name]);
+        assert_eq!(check_pin("luca12"), [PinRule::Name]);
+        assert_eq!(check_pin("x9sara"), [PinRule::Name], "a name inside the PIN");
         assert_eq!(check_pin("111111"), [PinRule::Repeated]);
         assert_eq!(check_pin("123456"), [PinRule::Sequence]);
     }

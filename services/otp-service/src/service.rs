@@ -245,6 +245,15 @@ impl Otp {
     }
 
     pub async fn bind(&self, activation_code: &str, key: &[u8], name: &str, pin: &str) -> Result<Device, ServiceError> {
+        let unknown = || ServiceError::invalid("activation_code.invalid", "unknown or expired activation code");
+        let owner = self.devices.activation_owner(activation_code).await?.ok_or_else(unknown)?;
+        if !self.directory.contacts(&owner).await?.active {
+            return Err(ServiceError::new(
+                ErrorKind::FailedPrecondition,
+                "identity.not_active",
+                "the identity is not active",
+            ));
+        }
         let device = self.devices.bind(activation_code, key, name, pin).await?;
         self.audit(&device.spid_code, Method::Push, &device.id, "", "bound", "").await?;
         Ok(device)
@@ -253,7 +262,7 @@ impl Otp {
     /// The approvals waiting for a device; the device proves itself with a
     /// fresh signature.
     pub async fn pending(&self, device_id: &str, at: i64, signature: &[u8]) -> Result<Vec<Approval>, ServiceError> {
-        if (self.clock.now().timestamp() - at).abs() > FRESH {
+        if self.clock.now().timestamp().abs_diff(at) > FRESH.unsigned_abs() {
             return Err(ServiceError::invalid("request.stale", "the signed time is not within two minutes of ours"));
         }
         let Some(spid_code) =

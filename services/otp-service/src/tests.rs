@@ -258,3 +258,27 @@ async fn the_bound_app_approves_push_and_refuses_qr_with_signatures() {
         assert!(types.contains(&t.to_owned()), "{t} in {types:?}");
     }
 }
+
+#[tokio::test]
+async fn an_activation_code_binds_nothing_once_the_identity_is_suspended() {
+    use crate::devices::tests::device_key;
+    let w = world().await;
+    w.person("XIDPABCDEFGHIJ", private(true));
+    let (_, pem) = device_key();
+    let code = w.otp.activation_code("XIDPABCDEFGHIJ").await.unwrap();
+    w.person("XIDPABCDEFGHIJ", Contacts { active: false, ..private(true) });
+    let err = w.otp.bind(&code, &pem, "Pixel", "a7k2m9").await.unwrap_err();
+    assert_eq!(err.code, "identity.not_active");
+    // The suspension's event cancels the code: restored, it still binds nothing.
+    w.otp.drop_identity("XIDPABCDEFGHIJ").await.unwrap();
+    w.person("XIDPABCDEFGHIJ", private(true));
+    assert_eq!(w.otp.bind(&code, &pem, "Pixel", "a7k2m9").await.unwrap_err().code, "activation_code.invalid");
+    let fresh = w.otp.activation_code("XIDPABCDEFGHIJ").await.unwrap();
+    let newer = w.otp.activation_code("XIDPABCDEFGHIJ").await.unwrap();
+    assert_eq!(
+        w.otp.bind(&fresh, &pem, "Pixel", "a7k2m9").await.unwrap_err().code,
+        "activation_code.invalid",
+        "replaced"
+    );
+    w.otp.bind(&newer, &pem, "Pixel", "a7k2m9").await.unwrap();
+}

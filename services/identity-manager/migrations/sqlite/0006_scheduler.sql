@@ -3,7 +3,9 @@
 -- a suspension asked for by the holder, restored automatically after 30
 -- days. lifecycle_notices: each warning sent once per deadline.
 ALTER TABLE identities ADD COLUMN last_used_at BIGINT NOT NULL DEFAULT 0;
-UPDATE identities SET last_used_at = created_at WHERE last_used_at = 0;
+-- Existing identities count as used now: none is revoked without its warnings.
+UPDATE identities SET last_used_at = CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER) WHERE last_used_at = 0;
+CREATE INDEX identities_last_used ON identities (last_used_at);
 ALTER TABLE identity_transitions ADD COLUMN holder_request BIGINT NOT NULL DEFAULT 0;
 CREATE TABLE lifecycle_notices (
     identity_id TEXT NOT NULL,
