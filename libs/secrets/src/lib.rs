@@ -59,6 +59,18 @@ impl SecretKey {
         Ok(Self(key))
     }
 
+    /// Reads a key file; with `generate` (development), first creates it,
+    /// and its directory, when missing.
+    pub fn load(path: &Path, generate: bool) -> Result<Self, SecretError> {
+        if generate && !path.exists() {
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
+            }
+            Self::generate(path)?;
+        }
+        Self::read(path)
+    }
+
     /// Writes a new random key file (never replacing one).
     pub fn generate(path: &Path) -> Result<(), SecretError> {
         let key = Self::random()?;
@@ -155,6 +167,17 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), SecretError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_creates_a_key_only_when_asked_and_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested").join("k.key");
+        assert!(SecretKey::load(&path, false).is_err(), "production: never generated");
+        let first = SecretKey::load(&path, true).unwrap();
+        let again = SecretKey::load(&path, true).unwrap();
+        assert_eq!(first.bytes(), again.bytes(), "created once");
+        assert_eq!(SecretKey::load(&path, false).unwrap().bytes(), first.bytes());
+    }
 
     #[test]
     fn sealing_is_bound_to_key_and_associated_data() {

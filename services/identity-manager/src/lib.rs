@@ -61,12 +61,7 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
     let keys_dir = r.evidence_keys_dir()?;
     let keys = evidence::KeyFiles::load(keys_dir, r.generate_keys)
         .map_err(|e| RunError::new(format!("registration.evidence_keys_dir: {e}")))?;
-    let mac_file = keys_dir.join("registration-mac.key");
-    if r.generate_keys && !mac_file.exists() {
-        spid_secrets::SecretKey::generate(&mac_file)
-            .map_err(|e| RunError::new(format!("registration.evidence_keys_dir: {e}")))?;
-    }
-    let mac_key = spid_secrets::SecretKey::read(&mac_file)
+    let mac_key = spid_secrets::SecretKey::load(&keys_dir.join("registration-mac.key"), r.generate_keys)
         .map_err(|e| RunError::new(format!("registration.evidence_keys_dir: {e}")))?;
     let notification = spid_server::grpc::channel(
         "notification.grpc_url",

@@ -174,15 +174,5 @@ fn uuid_suffix() -> String {
 
 fn seed_of(uri: &str) -> Vec<u8> {
     let secret = uri.split("secret=").nth(1).unwrap().split('&').next().unwrap();
-    let (mut bits, mut n, mut out) = (0u64, 0, Vec::new());
-    for c in secret.bytes() {
-        let v = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".iter().position(|x| *x == c).unwrap() as u64;
-        bits = (bits << 5) | v;
-        n += 5;
-        if n >= 8 {
-            n -= 8;
-            out.push((bits >> n) as u8);
-        }
-    }
-    out
+    otp_service::totp::base32_decode(secret).unwrap()
 }

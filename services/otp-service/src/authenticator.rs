@@ -214,19 +214,7 @@ pub(crate) mod tests {
     /// The seed an app would have read from the URI.
     pub(crate) fn seed_of(uri: &str) -> Vec<u8> {
         let secret = uri.split("secret=").nth(1).unwrap().split('&').next().unwrap();
-        let mut bits = 0u64;
-        let mut n = 0;
-        let mut out = Vec::new();
-        for c in secret.bytes() {
-            let v = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".iter().position(|x| *x == c).unwrap() as u64;
-            bits = (bits << 5) | v;
-            n += 5;
-            if n >= 8 {
-                n -= 8;
-                out.push((bits >> n) as u8);
-            }
-        }
-        out
+        totp::base32_decode(secret).unwrap()
     }
 
     fn code(seed: &[u8], clock: &ManualClock) -> String {

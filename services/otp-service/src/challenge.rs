@@ -149,7 +149,7 @@ pub struct Codes {
     policy: Policy,
 }
 
-fn cache_err(e: spid_cache::CacheError) -> ServiceError {
+pub(crate) fn cache_err(e: spid_cache::CacheError) -> ServiceError {
     ServiceError::new(ErrorKind::Unavailable, "cache.unavailable", e.to_string())
 }
 

@@ -14,8 +14,10 @@ use openssl::pkey::{PKey, Public};
 use openssl::sha::sha256;
 use spid_cache::Cache;
 use spid_db::Db;
-use spid_types::{Clock, ErrorKind, ServiceError};
+use spid_types::{Clock, ServiceError};
 use sqlx::Row;
+
+use crate::challenge::cache_err;
 
 /// How long an activation code from the reserved area stays valid.
 pub const ACTIVATION_VALIDITY: Duration = Duration::from_secs(600);
@@ -107,10 +109,6 @@ pub struct Devices {
 
 fn db_err(e: sqlx::Error) -> ServiceError {
     ServiceError::internal(e)
-}
-
-fn cache_err(e: spid_cache::CacheError) -> ServiceError {
-    ServiceError::new(ErrorKind::Unavailable, "cache.unavailable", e.to_string())
 }
 
 /// Parses a device key: a P-256 public key, PEM or DER (SubjectPublicKeyInfo).

@@ -73,10 +73,7 @@ impl LocalKeyFile {
     /// Reads the key; with `generate`, creates it first when missing.
     pub fn open(path: &Path, generate: bool) -> Result<Self, KeyError> {
         let unavailable = |e: spid_secrets::SecretError| KeyError::Unavailable(e.to_string());
-        if generate && !path.exists() {
-            SecretKey::generate(path).map_err(unavailable)?;
-        }
-        let key = SecretKey::read(path).map_err(unavailable)?;
+        let key = SecretKey::load(path, generate).map_err(unavailable)?;
         Ok(Self { key, path: path.to_owned() })
     }
 }

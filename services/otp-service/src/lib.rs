@@ -39,13 +39,9 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
     let relay = deps.relay(SERVICE);
     let o = &config.otp;
     let keys_dir = o.keys_dir()?;
-    let key = |name: &str| -> Result<spid_secrets::SecretKey, RunError> {
-        let path = keys_dir.join(name);
-        if o.generate_keys && !path.exists() {
-            std::fs::create_dir_all(keys_dir).map_err(|e| RunError::new(format!("otp.keys_dir: {e}")))?;
-            spid_secrets::SecretKey::generate(&path).map_err(|e| RunError::new(format!("otp.keys_dir: {e}")))?;
-        }
-        spid_secrets::SecretKey::read(&path).map_err(|e| RunError::new(format!("otp.keys_dir: {e}")))
+    let key = |name: &str| {
+        spid_secrets::SecretKey::load(&keys_dir.join(name), o.generate_keys)
+            .map_err(|e| RunError::new(format!("otp.keys_dir: {e}")))
     };
     let (data_key, mac_key) = (key("data.key")?, key("code-mac.key")?);
     let master = keys::LocalKeyFile::open(&keys_dir.join("master.key"), o.generate_keys)

@@ -150,6 +150,24 @@ pub fn base32(bytes: &[u8]) -> String {
     out
 }
 
+/// RFC 4648 base32 (upper case, padding optional) back to bytes: what an
+/// authenticator app does with the URI's secret. `None` on a bad character.
+pub fn base32_decode(text: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut buffer, mut bits, mut out) = (0u32, 0u32, Vec::new());
+    for c in text.trim_end_matches('=').bytes() {
+        let v = ALPHABET.iter().position(|a| *a == c)? as u32;
+        buffer = (buffer << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+            buffer &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
 /// Percent-encoding of everything but unreserved characters (RFC 3986).
 fn encode_component(s: &str) -> String {
     let mut out = String::new();
@@ -224,6 +242,9 @@ mod tests {
         assert_eq!(base32(b"12345678901234567890"), "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
         assert_eq!(base32(b"f"), "MY");
         assert_eq!(base32(b"foobar"), "MZXW6YTBOI");
+        assert_eq!(base32_decode("MZXW6YTBOI").unwrap(), b"foobar");
+        assert_eq!(base32_decode("MZXW6YQ=").unwrap(), b"foob");
+        assert_eq!(base32_decode("mzxw"), None, "lower case is not base32 here");
         let uri = DEFAULT.provisioning_uri(b"12345678901234567890", "SPID XIDP", "mario.rossi@example.it");
         assert_eq!(
             uri,
