@@ -123,35 +123,11 @@ fn generate_missing(dir: &Path) -> Result<(), KeyError> {
 
 /// A P-256 key and a self-signed certificate for it, valid ten years.
 pub fn self_signed(common_name: &str) -> Result<(PKey<Private>, X509), openssl::error::ErrorStack> {
-    use openssl::asn1::{Asn1Integer, Asn1Time};
-    use openssl::bn::BigNum;
-    use openssl::hash::MessageDigest;
-    use openssl::x509::extension::{BasicConstraints, KeyUsage};
-    use openssl::x509::{X509Builder, X509NameBuilder};
-
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
     let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
-    let mut name = X509NameBuilder::new()?;
-    name.append_entry_by_nid(Nid::COMMONNAME, common_name)?;
-    name.append_entry_by_nid(Nid::COUNTRYNAME, "IT")?;
-    let name = name.build();
-    let mut builder = X509Builder::new()?;
-    builder.set_version(2)?;
-    let mut serial = BigNum::new()?;
-    serial.rand(127, openssl::bn::MsbOption::MAYBE_ZERO, false)?;
-    let serial = Asn1Integer::from_bn(&serial)?;
-    builder.set_serial_number(&serial)?;
-    builder.set_subject_name(&name)?;
-    builder.set_issuer_name(&name)?;
-    builder.set_pubkey(&key)?;
-    let not_before = Asn1Time::days_from_now(0)?;
-    let not_after = Asn1Time::days_from_now(3650)?;
-    builder.set_not_before(&not_before)?;
-    builder.set_not_after(&not_after)?;
-    builder.append_extension(BasicConstraints::new().critical().build()?)?;
-    builder.append_extension(KeyUsage::new().critical().digital_signature().non_repudiation().build()?)?;
-    builder.sign(&key, MessageDigest::sha256())?;
-    Ok((key, builder.build()))
+    let cert =
+        spid_secrets::self_signed_certificate(&key, &[(Nid::COMMONNAME, common_name), (Nid::COUNTRYNAME, "IT")], 3650)?;
+    Ok((key, cert))
 }
 
 #[cfg(test)]
