@@ -11,6 +11,7 @@
 pub mod delivery;
 pub mod otp;
 mod resolve;
+pub mod saml;
 mod settings;
 
 pub use resolve::{
@@ -19,7 +20,7 @@ pub use resolve::{
 };
 pub use settings::{
     AuditSettings, BusSettings, CacheSettings, DatabaseSettings, DeliverySettings, DevSettings, OtpSettings,
-    RegistrationSettings, ServiceSettings, Settings, SmsSettings, SmtpSettings, TelemetrySettings,
+    RegistrationSettings, SamlSettings, ServiceSettings, Settings, SmsSettings, SmtpSettings, TelemetrySettings,
 };
 
 use figment::Figment;

@@ -35,6 +35,7 @@ pub struct Config {
     pub registration: RegistrationConfig,
     pub delivery: crate::delivery::DeliveryConfig,
     pub otp: crate::otp::OtpConfig,
+    pub saml: crate::saml::SamlConfig,
     /// Indexed by `ServiceName as usize` (the order of `ServiceName::ALL`).
     services: [ServiceEndpoints; 5],
 }
@@ -225,6 +226,7 @@ impl Settings {
             registration,
             delivery,
             otp,
+            saml,
         } = self;
 
         let mode = match mode.as_str() {
@@ -333,12 +335,14 @@ impl Settings {
         let registration = resolve_registration(registration, is_dev, &data_dir)?;
         let delivery = crate::delivery::resolve(delivery, is_dev)?;
         let otp = crate::otp::resolve(otp, is_dev, &data_dir)?;
+        let saml = crate::saml::resolve(saml, is_dev, &data_dir, &public_url)?;
 
         Ok(Config {
             audit,
             registration,
             delivery,
             otp,
+            saml,
             mode,
             public_url,
             telemetry: TelemetryConfig { log_format, log_level: telemetry.log_level, otlp_endpoint },
@@ -556,7 +560,7 @@ fn parse_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
     })
 }
 
-fn parse_http_url(key: &str, value: &str) -> Result<Url, ConfigError> {
+pub(crate) fn parse_http_url(key: &str, value: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(value).map_err(|e| ConfigError::new(key, format!("\"{value}\" is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(ConfigError::new(key, format!("\"{value}\" must be an http:// or https:// URL with a host")));

@@ -24,6 +24,7 @@ pub struct Settings {
     pub registration: RegistrationSettings,
     pub delivery: DeliverySettings,
     pub otp: OtpSettings,
+    pub saml: SamlSettings,
 }
 
 impl Default for Settings {
@@ -45,6 +46,7 @@ impl Default for Settings {
             registration: RegistrationSettings::default(),
             delivery: DeliverySettings::default(),
             otp: OtpSettings::default(),
+            saml: SamlSettings::default(),
         }
     }
 }
@@ -423,6 +425,66 @@ impl Default for OtpSettings {
             codes_per_address: 30,
             rate_window_secs: 900,
             totp_issuer: "SPID".into(),
+        }
+    }
+}
+
+/// `[saml]`: the SAML 2.0 identity provider (authn-gateway; SAML-1…9).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamlSettings {
+    /// The IdP's entityID; default: `public_url`.
+    pub entity_id: Option<String>,
+    /// Directory of the signing keys: `signing.key` and `signing.crt`, and
+    /// during a rollover `next-signing.key` and `next-signing.crt` (both
+    /// certificates are published). Development: `<dev.data_dir>/keys/saml`,
+    /// a 3072-bit key generated at first start. Production: required.
+    pub keys_dir: Option<String>,
+    /// SP metadata trusted as it is (no signature needed): files, or
+    /// directories whose `*.xml` files are read. Development adds
+    /// `<dev.data_dir>/sp-metadata`.
+    pub sp_metadata: Vec<String>,
+    /// Metadata fetched over HTTPS (an SP's own, or a federation aggregate
+    /// of `EntitiesDescriptor`); each must be signed by a trust anchor.
+    pub sp_metadata_urls: Vec<String>,
+    /// PEM file of the certificates that may sign fetched metadata.
+    pub trust_anchors: Option<String>,
+    /// Seconds between two reloads of every metadata source.
+    pub refresh_secs: u64,
+    /// How old an AuthnRequest's IssueInstant may be (nr13).
+    pub request_max_age_secs: u64,
+    /// How far in the future an IssueInstant may be (clock skew).
+    pub clock_skew_secs: u64,
+    /// Lifetime of an assertion (SubjectConfirmationData and Conditions).
+    pub assertion_validity_secs: u64,
+    /// Time a user has to complete a login (nr21 after it).
+    pub login_timeout_secs: u64,
+    /// Lifetime of a level-1 single sign-on session (SAML-7).
+    pub sso_session_secs: u64,
+    /// Wrong passwords in one login before nr19.
+    pub password_attempts: u32,
+    /// Shown in the metadata's Organization element.
+    pub organization_name: String,
+    pub organization_url: Option<String>,
+}
+
+impl Default for SamlSettings {
+    fn default() -> Self {
+        Self {
+            entity_id: None,
+            keys_dir: None,
+            sp_metadata: Vec::new(),
+            sp_metadata_urls: Vec::new(),
+            trust_anchors: None,
+            refresh_secs: 3600,
+            request_max_age_secs: 300,
+            clock_skew_secs: 60,
+            assertion_validity_secs: 300,
+            login_timeout_secs: 900,
+            sso_session_secs: 3600,
+            password_attempts: 3,
+            organization_name: "SPID Identity Provider".into(),
+            organization_url: None,
         }
     }
 }

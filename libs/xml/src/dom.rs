@@ -376,10 +376,10 @@ pub fn parse(input: &[u8], limits: Limits) -> Result<Element, ParseError> {
             }
             Event::DocType(_) => return Err(ParseError::Doctype),
             Event::Decl(d) => {
-                if let Some(Ok(enc)) = d.encoding() {
-                    if !enc.eq_ignore_ascii_case(b"utf-8") {
-                        return Err(malformed("only UTF-8 documents are accepted"));
-                    }
+                if let Some(Ok(enc)) = d.encoding()
+                    && !enc.eq_ignore_ascii_case(b"utf-8")
+                {
+                    return Err(malformed("only UTF-8 documents are accepted"));
                 }
             }
             Event::Eof => break,

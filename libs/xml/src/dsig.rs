@@ -85,7 +85,7 @@ impl SignatureAlgorithm {
         }
         let der;
         let signature = if self.is_ecdsa() {
-            if signature.is_empty() || signature.len() % 2 != 0 {
+            if signature.is_empty() || !signature.len().is_multiple_of(2) {
                 return false;
             }
             let (r, s) = signature.split_at(signature.len() / 2);
@@ -253,6 +253,12 @@ pub struct SigningKey {
 #[derive(Debug, thiserror::Error)]
 #[error("signing failed: {0}")]
 pub struct SignError(String);
+
+impl SignError {
+    pub fn from_openssl(e: &openssl::error::ErrorStack) -> Self {
+        SignError(e.to_string())
+    }
+}
 
 impl SigningKey {
     pub fn algorithm(&self) -> SignatureAlgorithm {

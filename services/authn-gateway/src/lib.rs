@@ -1,16 +1,38 @@
-//! authn-gateway: the public face of the IdP — SAML 2.0 (SPID profile) and
-//! OpenID Connect endpoints, login, second-factor and consent pages, the
-//! service-provider registry (SAML, LOA, AUD-2).
+//! authn-gateway: the public face of the IdP — the SAML 2.0 identity
+//! provider of the SPID profile (SAML-1…9, LOA-1…5, AUD-2).
 //!
-//! Today: the public HTTP origin with health, readiness (including the
-//! services it calls: identity-manager, otp-service, notification) and
-//! metrics, and, in development mode, `GET /dev/outbox`, which shows the
-//! messages the notification service kept instead of sending them.
+//! - [`request`]: the two bindings and every check of the anomaly table
+//!   ([`anomaly`]), on hardened XML with signature checks that cannot be
+//!   wrapped (`spid-xml`).
+//! - [`login`]: the login transaction — password, second factor at level
+//!   2, consent, level-1 sessions — and the transaction registry records.
+//! - [`response`]: the signed Response and Assertion; [`metadata`]: the
+//!   signed IdP metadata; [`keys`]: the signing keys and their rollover.
+//! - [`registry`]: the service providers' metadata, refreshed on a
+//!   schedule.
+//! - [`http`] and [`pages`]: the thin HTTP layer and the server-rendered
+//!   pages; [`clients`]: identity-manager and otp-service over gRPC.
+//!
+//! In development mode the origin also serves `GET /dev/outbox`.
 
+pub mod anomaly;
+pub mod attributes;
+pub mod clients;
 mod dev;
+pub mod http;
+pub mod keys;
+pub mod level;
+pub mod login;
+pub mod metadata;
+pub mod pages;
+pub mod registry;
+pub mod request;
+pub mod response;
+
+use std::sync::Arc;
 
 use spid_config::Config;
-use spid_server::grpc::channel;
+use spid_server::grpc::{channel, peer};
 use spid_server::health::PeerCheck;
 use spid_server::{CancellationToken, Deps, RunError};
 use spid_types::ServiceName;
@@ -26,22 +48,102 @@ pub async fn migrate(db: &spid_db::Db) -> Result<(), spid_db::DbError> {
 
 pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Result<(), RunError> {
     migrate(&deps.db).await?;
+    let saml = &config.saml;
     let mut health = deps.health();
-    for peer in PEERS {
-        let setting = format!("{}.grpc_url", peer.key());
-        let ch = channel(&setting, config.service(peer).grpc_url.as_str()).map_err(RunError::new)?;
-        health = health.with(PeerCheck { name: peer.as_str().to_owned(), channel: ch });
+    let mut peers = Vec::new();
+    for name in PEERS {
+        let setting = format!("{}.grpc_url", name.key());
+        let ch = channel(&setting, config.service(name).grpc_url.as_str()).map_err(RunError::new)?;
+        health = health.with(PeerCheck { name: name.as_str().to_owned(), channel: ch.clone() });
+        peers.push(ch);
     }
-    let notification = channel("notification.grpc_url", config.service(ServiceName::Notification).grpc_url.as_str())
-        .map_err(RunError::new)?;
-    let relay =
-        spid_events::OutboxRelay::new(deps.db.clone(), deps.bus.clone(), deps.metrics.clone(), SERVICE.as_str());
-    let routes = dev::routes(config.is_dev().then(|| spid_server::grpc::peer(notification)));
+    let [identity, otp, notification]: [tonic::transport::Channel; 3] =
+        peers.try_into().map_err(|_| RunError::new("peers"))?;
+
+    let keys_dir = saml.keys_dir().map_err(RunError::new)?;
+    let keys = Arc::new(keys::IdpKeys::load(keys_dir, saml.generate_keys, &saml.entity_id).map_err(RunError::new)?);
+    let origin = config.public_url.as_str().trim_end_matches('/').to_owned();
+    let description = metadata::IdpDescription {
+        entity_id: &saml.entity_id,
+        origin: &origin,
+        organization_name: &saml.organization_name,
+        organization_url: saml.organization_url.as_str(),
+    };
+    let signed_metadata = description.metadata(&keys.current, &keys.published()).map_err(RunError::new)?;
+
+    let registry = Arc::new(registry::Registry::default());
+    let sources = registry::Sources::with_anchors(
+        saml.sp_metadata.clone(),
+        saml.sp_metadata_urls.clone(),
+        saml.trust_anchors.as_deref(),
+    )
+    .map_err(RunError::new)?;
+    let http_client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(|e| RunError::new(e.to_string()))?;
+    let report = registry.reload(&sources, &http_client).await;
+    tracing::info!(service_providers = report.loaded, errors = report.errors.len(), "SP registry loaded");
+
+    let relay = deps.relay(SERVICE);
+    let wake = {
+        let relay = relay.clone();
+        Arc::new(move || relay.wake()) as Arc<dyn Fn() + Send + Sync>
+    };
+    let login = Arc::new(login::Login {
+        settings: login::Settings {
+            entity_id: saml.entity_id.clone(),
+            sso_locations: description.sso_locations(),
+            request_max_age: saml.request_max_age,
+            clock_skew: saml.clock_skew,
+            login_timeout: saml.login_timeout,
+            sso_session: saml.sso_session,
+            password_attempts: saml.password_attempts,
+            assertion_validity: saml.assertion_validity,
+        },
+        keys,
+        registry: registry.clone(),
+        cache: deps.cache.clone(),
+        directory: Arc::new(clients::IdentityManager::new(peer(identity))),
+        second_factor: Arc::new(clients::OtpService::new(peer(otp))),
+        db: deps.db.clone(),
+        relay_wake: wake,
+        clock: deps.clock.clone(),
+    });
+    let web_state = Arc::new(http::Web {
+        login,
+        pages: pages::Pages::new(&saml.organization_name).map_err(|e| RunError::new(e.to_string()))?,
+        metadata: signed_metadata,
+        secure_cookies: config.public_url.scheme() == "https",
+    });
+    let saml_routes = http::routes(web_state);
+    let dev_routes = dev::routes(config.is_dev().then(|| peer(notification)));
+    let routes = move |cfg: &mut actix_web::web::ServiceConfig| {
+        saml_routes(cfg);
+        dev_routes(cfg);
+    };
+
+    let refresh = {
+        let registry = registry.clone();
+        let every = saml.refresh;
+        let shutdown = shutdown.clone();
+        async move {
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(every) => {
+                        let report = registry.reload(&sources, &http_client).await;
+                        tracing::info!(service_providers = report.loaded, errors = report.errors.len(), "SP registry refreshed");
+                    }
+                }
+            }
+        }
+    };
     let parts = spid_server::host::ServiceParts {
         common: deps.http_common(SERVICE, health),
         http_routes: routes,
         grpc: spid_server::grpc::GrpcServer::new(tonic::service::RoutesBuilder::default(), vec![]),
-        background: vec![Box::pin(relay.run(shutdown.clone()))],
+        background: vec![Box::pin(relay.run(shutdown.clone())), Box::pin(refresh)],
         listeners: deps.listeners,
     };
     spid_server::host::serve(parts, shutdown).await

@@ -1,0 +1,173 @@
+//! authn-gateway's SAML settings, validated (SAML-1…9).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use url::Url;
+
+use crate::ConfigError;
+use crate::resolve::parse_http_url;
+use crate::settings::SamlSettings;
+
+/// See [`SamlSettings`].
+#[derive(Debug, Clone)]
+pub struct SamlConfig {
+    pub entity_id: String,
+    /// `None` only in production when not configured (see
+    /// [`SamlConfig::keys_dir`]).
+    keys_dir: Option<PathBuf>,
+    /// Development only: create a missing signing key at start.
+    pub generate_keys: bool,
+    pub sp_metadata: Vec<PathBuf>,
+    pub sp_metadata_urls: Vec<Url>,
+    pub trust_anchors: Option<PathBuf>,
+    pub refresh: Duration,
+    pub request_max_age: Duration,
+    pub clock_skew: Duration,
+    pub assertion_validity: Duration,
+    pub login_timeout: Duration,
+    pub sso_session: Duration,
+    pub password_attempts: u32,
+    pub organization_name: String,
+    pub organization_url: Url,
+}
+
+impl SamlConfig {
+    /// The key directory, or the error naming the setting.
+    pub fn keys_dir(&self) -> Result<&Path, ConfigError> {
+        self.keys_dir
+            .as_deref()
+            .ok_or_else(|| ConfigError::new("saml.keys_dir", "required in production (the mounted signing key)"))
+    }
+}
+
+pub(crate) fn resolve(
+    s: SamlSettings,
+    is_dev: bool,
+    data_dir: &Path,
+    public_url: &Url,
+) -> Result<SamlConfig, ConfigError> {
+    let SamlSettings {
+        entity_id,
+        keys_dir,
+        sp_metadata,
+        sp_metadata_urls,
+        trust_anchors,
+        refresh_secs,
+        request_max_age_secs,
+        clock_skew_secs,
+        assertion_validity_secs,
+        login_timeout_secs,
+        sso_session_secs,
+        password_attempts,
+        organization_name,
+        organization_url,
+    } = s;
+    let origin = public_url.as_str().trim_end_matches('/').to_owned();
+    let entity_id = match entity_id.filter(|e| !e.trim().is_empty()) {
+        Some(e) => {
+            let url = parse_http_url("saml.entity_id", &e)?;
+            if !is_dev && url.scheme() != "https" {
+                return Err(ConfigError::new("saml.entity_id", "must be an https:// URL in production"));
+            }
+            e
+        }
+        None => origin.clone(),
+    };
+    let keys_dir = match keys_dir.filter(|d| !d.trim().is_empty()) {
+        Some(d) => Some(PathBuf::from(d)),
+        None if is_dev => Some(data_dir.join("keys").join("saml")),
+        None => None,
+    };
+    let mut metadata: Vec<PathBuf> = sp_metadata.iter().filter(|p| !p.trim().is_empty()).map(PathBuf::from).collect();
+    if is_dev {
+        metadata.push(data_dir.join("sp-metadata"));
+    }
+    let mut urls = Vec::new();
+    for u in &sp_metadata_urls {
+        let url = parse_http_url("saml.sp_metadata_urls", u)?;
+        if !is_dev && url.scheme() != "https" {
+            return Err(ConfigError::new("saml.sp_metadata_urls", format!("{u}: must be https:// in production")));
+        }
+        urls.push(url);
+    }
+    let trust_anchors = trust_anchors.filter(|t| !t.trim().is_empty()).map(PathBuf::from);
+    if !urls.is_empty() && trust_anchors.is_none() {
+        return Err(ConfigError::new("saml.trust_anchors", "required when saml.sp_metadata_urls is set"));
+    }
+    if refresh_secs < 60 {
+        return Err(ConfigError::new("saml.refresh_secs", "must be at least 60"));
+    }
+    if !(30..=3600).contains(&request_max_age_secs) {
+        return Err(ConfigError::new("saml.request_max_age_secs", "must be between 30 and 3600"));
+    }
+    if clock_skew_secs > 300 {
+        return Err(ConfigError::new("saml.clock_skew_secs", "must be at most 300"));
+    }
+    if !(30..=900).contains(&assertion_validity_secs) {
+        return Err(ConfigError::new("saml.assertion_validity_secs", "must be between 30 and 900"));
+    }
+    if !(60..=3600).contains(&login_timeout_secs) {
+        return Err(ConfigError::new("saml.login_timeout_secs", "must be between 60 and 3600"));
+    }
+    if !(60..=86_400).contains(&sso_session_secs) {
+        return Err(ConfigError::new("saml.sso_session_secs", "must be between 60 and 86400"));
+    }
+    if !(1..=10).contains(&password_attempts) {
+        return Err(ConfigError::new("saml.password_attempts", "must be between 1 and 10"));
+    }
+    if organization_name.trim().is_empty() || organization_name.len() > 200 {
+        return Err(ConfigError::new("saml.organization_name", "1 to 200 characters"));
+    }
+    let organization_url = match organization_url.filter(|u| !u.trim().is_empty()) {
+        Some(u) => parse_http_url("saml.organization_url", &u)?,
+        None => public_url.clone(),
+    };
+    Ok(SamlConfig {
+        entity_id,
+        keys_dir,
+        generate_keys: is_dev,
+        sp_metadata: metadata,
+        sp_metadata_urls: urls,
+        trust_anchors,
+        refresh: Duration::from_secs(refresh_secs),
+        request_max_age: Duration::from_secs(request_max_age_secs),
+        clock_skew: Duration::from_secs(clock_skew_secs),
+        assertion_validity: Duration::from_secs(assertion_validity_secs),
+        login_timeout: Duration::from_secs(login_timeout_secs),
+        sso_session: Duration::from_secs(sso_session_secs),
+        password_attempts,
+        organization_name,
+        organization_url,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saml_settings_keep_to_the_rules() {
+        let public: Url = "http://127.0.0.1:8080/".parse().unwrap();
+        let dev = resolve(SamlSettings::default(), true, Path::new("/var/idp"), &public).unwrap();
+        assert_eq!(dev.entity_id, "http://127.0.0.1:8080");
+        assert_eq!(dev.keys_dir().unwrap(), Path::new("/var/idp/keys/saml"));
+        assert_eq!(dev.sp_metadata, vec![PathBuf::from("/var/idp/sp-metadata")]);
+        let prod = resolve(SamlSettings::default(), false, Path::new("/var/idp"), &public).unwrap();
+        assert_eq!(prod.keys_dir().unwrap_err().key, "saml.keys_dir");
+        assert!(prod.sp_metadata.is_empty() && !prod.generate_keys);
+        let urls = SamlSettings {
+            sp_metadata_urls: vec!["https://registry.spid.gov.it/metadata".into()],
+            ..Default::default()
+        };
+        assert_eq!(resolve(urls, false, Path::new("/x"), &public).unwrap_err().key, "saml.trust_anchors");
+        let plain = SamlSettings {
+            sp_metadata_urls: vec!["http://registry.example/md".into()],
+            trust_anchors: Some("/etc/anchors.pem".into()),
+            ..Default::default()
+        };
+        assert_eq!(resolve(plain, false, Path::new("/x"), &public).unwrap_err().key, "saml.sp_metadata_urls");
+        let attempts = SamlSettings { password_attempts: 0, ..Default::default() };
+        assert_eq!(resolve(attempts, true, Path::new("/x"), &public).unwrap_err().key, "saml.password_attempts");
+    }
+}

@@ -1,0 +1,84 @@
+//! SPID levels of assurance (LOA-1…5) and how a request's comparison picks
+//! the level to authenticate at.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Level {
+    L1,
+    L2,
+    L3,
+}
+
+impl Level {
+    pub fn from_uri(uri: &str) -> Option<Self> {
+        match uri {
+            "https://www.spid.gov.it/SpidL1" => Some(Level::L1),
+            "https://www.spid.gov.it/SpidL2" => Some(Level::L2),
+            "https://www.spid.gov.it/SpidL3" => Some(Level::L3),
+            _ => None,
+        }
+    }
+
+    pub fn uri(self) -> &'static str {
+        match self {
+            Level::L1 => "https://www.spid.gov.it/SpidL1",
+            Level::L2 => "https://www.spid.gov.it/SpidL2",
+            Level::L3 => "https://www.spid.gov.it/SpidL3",
+        }
+    }
+
+    pub fn number(self) -> u8 {
+        match self {
+            Level::L1 => 1,
+            Level::L2 => 2,
+            Level::L3 => 3,
+        }
+    }
+}
+
+/// `RequestedAuthnContext/@Comparison`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Comparison {
+    Exact,
+    Minimum,
+    Better,
+    Maximum,
+}
+
+impl Comparison {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "exact" => Some(Comparison::Exact),
+            "minimum" => Some(Comparison::Minimum),
+            "better" => Some(Comparison::Better),
+            "maximum" => Some(Comparison::Maximum),
+            _ => None,
+        }
+    }
+
+    /// The level to authenticate at: never below what was asked (LOA-5),
+    /// higher only for `better`; `None` when no SPID level satisfies it.
+    pub fn target(self, requested: Level) -> Option<Level> {
+        match (self, requested) {
+            (Comparison::Better, Level::L1) => Some(Level::L2),
+            (Comparison::Better, Level::L2) => Some(Level::L3),
+            (Comparison::Better, Level::L3) => None,
+            (_, level) => Some(level),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comparisons_pick_the_level() {
+        assert_eq!(Comparison::Minimum.target(Level::L1), Some(Level::L1));
+        assert_eq!(Comparison::Exact.target(Level::L2), Some(Level::L2));
+        assert_eq!(Comparison::Maximum.target(Level::L2), Some(Level::L2));
+        assert_eq!(Comparison::Better.target(Level::L1), Some(Level::L2));
+        assert_eq!(Comparison::Better.target(Level::L3), None);
+        assert_eq!(Level::from_uri("https://www.spid.gov.it/SpidL0"), None);
+        assert_eq!(Level::from_uri(Level::L2.uri()), Some(Level::L2));
+    }
+}

@@ -1,0 +1,619 @@
+//! The login transaction (SAML-1, SAML-4, SAML-6, SAML-7): from an accepted
+//! AuthnRequest through the password, the second factor at level 2 and the
+//! consent, to the signed Response — or to the anomaly the user's actions
+//! lead to (nr19 after the last wrong password, nr20, nr21, nr22, nr23,
+//! nr25). Transport-free: the HTTP handlers only map forms to these calls
+//! and [`View`]s to pages.
+//!
+//! A transaction lives in the shared cache under an unguessable id, for the
+//! login timeout; each step takes it, so two submissions of one step
+//! cannot both proceed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use spid_cache::Cache;
+use spid_events::EventBuilder;
+use spid_proto::events::v1::{Authentication, SamlTransaction};
+use spid_types::Clock;
+
+use crate::anomaly::ErrorCode;
+use crate::level::Level;
+use crate::request::{Binding, Checked, Context, Incoming, Refusal, check, parse_instant};
+use crate::response::{Addressee, Authenticated, Built, ResponseBuilder};
+
+/// What the identity-manager answers for a username and password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordCheck {
+    Ok {
+        spid_code: String,
+        max_level: Level,
+    },
+    Wrong,
+    /// Suspended, revoked, expired or locked (nr23).
+    NotActive,
+    Expired,
+}
+
+/// What a second-factor code check answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeCheck {
+    Ok,
+    Wrong,
+    Expired,
+    Exhausted,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(pub String);
+
+/// identity-manager, as the gateway needs it.
+#[async_trait]
+pub trait Directory: Send + Sync {
+    async fn check_password(
+        &self,
+        username: &str,
+        password: &str,
+        client_ip: &str,
+        transaction_id: &str,
+    ) -> Result<PasswordCheck, Unavailable>;
+    async fn attributes(&self, spid_code: &str, names: &[String]) -> Result<HashMap<String, String>, Unavailable>;
+}
+
+/// A challenge sent for the second factor.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Challenge {
+    pub id: String,
+    /// `sms`, `email` or `totp`.
+    pub method: String,
+    /// Where the code went, masked ("+39 3** *** **12").
+    pub destination: String,
+}
+
+/// otp-service, as the gateway needs it.
+#[async_trait]
+pub trait SecondFactor: Send + Sync {
+    /// Starts the default challenge (SMS, else what the identity allows);
+    /// `None` when the identity has no usable second factor (nr20).
+    async fn start(
+        &self,
+        spid_code: &str,
+        transaction_id: &str,
+        client_ip: &str,
+        service: &str,
+    ) -> Result<Option<Challenge>, Unavailable>;
+    async fn verify(
+        &self,
+        challenge_id: &str,
+        transaction_id: &str,
+        code: &str,
+        client_ip: &str,
+    ) -> Result<CodeCheck, Unavailable>;
+}
+
+/// Where a transaction stands.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub enum Stage {
+    Password,
+    Code { spid_code: String, challenge: Challenge },
+    Consent { spid_code: String, level: Level, authn_instant: DateTime<Utc>, session_index: Option<String> },
+}
+
+/// One login, kept in the cache between pages.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Transaction {
+    pub id: String,
+    pub sp_entity_id: String,
+    pub request_id: String,
+    pub request_issue_instant: String,
+    pub acs_url: String,
+    pub relay_state: Option<String>,
+    pub level: Level,
+    pub attributes: Vec<String>,
+    pub binding: Binding,
+    /// The AuthnRequest, deflated and base64-encoded (AUD-2).
+    pub request_deflated: String,
+    pub client_ip: String,
+    pub received_at: DateTime<Utc>,
+    pub password_failures: u32,
+    pub stage: Stage,
+}
+
+/// A message shown on a page, by key (the templates hold the texts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Notice {
+    WrongCredentials,
+    PasswordExpired,
+    WrongCode,
+    CodeExpired,
+}
+
+/// What the user sees next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum View {
+    /// An error page (no SAML answer possible).
+    Error(ErrorCode),
+    Password {
+        tx: String,
+        sp: String,
+        level: Level,
+        notice: Option<Notice>,
+        attempts_left: u32,
+    },
+    Code {
+        tx: String,
+        sp: String,
+        challenge: Challenge,
+        notice: Option<Notice>,
+    },
+    Consent {
+        tx: String,
+        sp: String,
+        attributes: Vec<(String, String)>,
+    },
+    /// The auto-submitting form to the SP's ACS.
+    Post {
+        acs_url: String,
+        saml_response: String,
+        relay_state: Option<String>,
+    },
+}
+
+/// An L1 single sign-on session (SAML-7).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SsoSession {
+    pub spid_code: String,
+    pub authn_instant: DateTime<Utc>,
+    pub session_index: String,
+}
+
+pub struct Settings {
+    pub entity_id: String,
+    pub sso_locations: Vec<String>,
+    pub request_max_age: Duration,
+    pub clock_skew: Duration,
+    pub login_timeout: Duration,
+    pub sso_session: Duration,
+    pub password_attempts: u32,
+    pub assertion_validity: Duration,
+}
+
+pub struct Login {
+    pub settings: Settings,
+    pub keys: Arc<crate::keys::IdpKeys>,
+    pub registry: Arc<crate::registry::Registry>,
+    pub cache: Arc<dyn Cache>,
+    pub directory: Arc<dyn Directory>,
+    pub second_factor: Arc<dyn SecondFactor>,
+    pub db: spid_db::Db,
+    pub relay_wake: Arc<dyn Fn() + Send + Sync>,
+    pub clock: Arc<dyn Clock>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("a service did not answer: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<Unavailable> for LoginError {
+    fn from(e: Unavailable) -> Self {
+        LoginError::Unavailable(e.0)
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> LoginError {
+    LoginError::Internal(e.to_string())
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+const TX_PREFIX: &str = "saml:tx:";
+const SSO_PREFIX: &str = "saml:sso:";
+
+/// A random 128-bit identifier, hex.
+pub fn random_token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+impl Login {
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    fn builder(&self) -> ResponseBuilder<'_> {
+        ResponseBuilder {
+            entity_id: &self.settings.entity_id,
+            key: &self.keys.current,
+            assertion_validity: chrono_duration(self.settings.assertion_validity),
+        }
+    }
+
+    /// An AuthnRequest arrives: checks, replay, then the first page (or an
+    /// immediate answer). `sso` is the browser's L1 session cookie.
+    pub async fn receive(
+        &self,
+        incoming: Result<Incoming, ErrorCode>,
+        client_ip: &str,
+        sso: Option<&str>,
+    ) -> Result<View, LoginError> {
+        let incoming = match incoming {
+            Ok(i) => i,
+            Err(code) => return Ok(View::Error(code)),
+        };
+        let now = self.now();
+        let ctx = Context {
+            registry: &self.registry,
+            entity_id: &self.settings.entity_id,
+            sso_locations: &self.settings.sso_locations,
+            now,
+            max_age: chrono_duration(self.settings.request_max_age),
+            skew: chrono_duration(self.settings.clock_skew),
+        };
+        let request_deflated = spid_events::registry::deflate_base64(&incoming.xml);
+        let checked = match check(&incoming, &ctx) {
+            Ok(c) => c,
+            Err(Refusal::Page(code)) => return Ok(View::Error(code)),
+            Err(Refusal::ToSp { code, sp, acs_url, request_id, relay_state }) => {
+                let tx = Transaction {
+                    id: random_token(),
+                    sp_entity_id: sp.entity_id.clone(),
+                    request_id: request_id.unwrap_or_default(),
+                    request_issue_instant: String::new(),
+                    acs_url,
+                    relay_state,
+                    level: Level::L1,
+                    attributes: Vec::new(),
+                    binding: incoming.binding,
+                    request_deflated,
+                    client_ip: client_ip.to_owned(),
+                    received_at: now,
+                    password_failures: 0,
+                    stage: Stage::Password,
+                };
+                return self.fail(&tx, code, None).await;
+            }
+        };
+        let replay_ttl = self.settings.request_max_age + self.settings.clock_skew + Duration::from_secs(60);
+        let fresh = self.cache.set_if_absent(&checked.replay_key(), b"1", replay_ttl).await.map_err(internal)?;
+        let tx = self.transaction(&checked, &incoming, request_deflated, client_ip, now);
+        if !fresh {
+            return self.fail(&tx, ErrorCode::Nr11, None).await;
+        }
+        if checked.level == Level::L3 {
+            // Not offered (yet): answered at once, without a login page.
+            return self.fail(&tx, ErrorCode::Nr20, None).await;
+        }
+        // A level-1 session is reused for level-1 requests unless the SP
+        // forces a new authentication; level 2 always authenticates again.
+        let reusable = checked.level == Level::L1 && !checked.force_authn;
+        if reusable && let Some(session) = self.sso_session(sso).await? {
+            let mut tx = tx;
+            tx.stage = Stage::Consent {
+                spid_code: session.spid_code,
+                level: Level::L1,
+                authn_instant: session.authn_instant,
+                session_index: Some(session.session_index),
+            };
+            return self.consent_view(tx).await;
+        }
+        self.store(&tx).await?;
+        Ok(self.password_view(&tx, None))
+    }
+
+    fn transaction(
+        &self,
+        c: &Checked,
+        incoming: &Incoming,
+        request_deflated: String,
+        client_ip: &str,
+        now: DateTime<Utc>,
+    ) -> Transaction {
+        Transaction {
+            id: random_token(),
+            sp_entity_id: c.sp.entity_id.clone(),
+            request_id: c.request_id.clone(),
+            request_issue_instant: c.issue_instant.clone(),
+            acs_url: c.acs_url.clone(),
+            relay_state: c.relay_state.clone(),
+            level: c.level,
+            attributes: c.attributes.clone(),
+            binding: incoming.binding,
+            request_deflated,
+            client_ip: client_ip.to_owned(),
+            received_at: now,
+            password_failures: 0,
+            stage: Stage::Password,
+        }
+    }
+
+    async fn sso_session(&self, id: Option<&str>) -> Result<Option<SsoSession>, LoginError> {
+        let Some(id) = id.filter(|i| i.len() == 32 && i.bytes().all(|b| b.is_ascii_hexdigit())) else {
+            return Ok(None);
+        };
+        let raw = self.cache.get(&format!("{SSO_PREFIX}{id}")).await.map_err(internal)?;
+        Ok(raw.and_then(|r| serde_json::from_slice(&r).ok()))
+    }
+
+    /// Ends an L1 session (logout, or a lifecycle event for its identity).
+    pub async fn end_session(&self, id: &str) -> Result<(), LoginError> {
+        self.cache.delete(&format!("{SSO_PREFIX}{id}")).await.map_err(internal)
+    }
+
+    async fn store(&self, tx: &Transaction) -> Result<(), LoginError> {
+        let bytes = serde_json::to_vec(tx).map_err(internal)?;
+        self.cache
+            .set(&format!("{TX_PREFIX}{}", tx.id), &bytes, self.settings.login_timeout + Duration::from_secs(60))
+            .await
+            .map_err(internal)
+    }
+
+    /// Takes the transaction for one step: unknown (or already used) → the
+    /// page of a request that can no longer be answered; past the login
+    /// timeout → nr21 to the SP.
+    async fn take(&self, id: &str) -> Result<Result<Transaction, View>, LoginError> {
+        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(Err(View::Error(ErrorCode::Nr04)));
+        }
+        let Some(raw) = self.cache.take(&format!("{TX_PREFIX}{id}")).await.map_err(internal)? else {
+            return Ok(Err(View::Error(ErrorCode::Nr21)));
+        };
+        let tx: Transaction = serde_json::from_slice(&raw).map_err(internal)?;
+        if self.now() - tx.received_at > chrono_duration(self.settings.login_timeout) {
+            return Ok(Err(self.fail(&tx, ErrorCode::Nr21, None).await?));
+        }
+        Ok(Ok(tx))
+    }
+
+    fn password_view(&self, tx: &Transaction, notice: Option<Notice>) -> View {
+        View::Password {
+            tx: tx.id.clone(),
+            sp: tx.sp_entity_id.clone(),
+            level: tx.level,
+            notice,
+            attempts_left: self.settings.password_attempts.saturating_sub(tx.password_failures),
+        }
+    }
+
+    /// The user gives up (nr25), from any page.
+    pub async fn cancel(&self, tx_id: &str) -> Result<View, LoginError> {
+        match self.take(tx_id).await? {
+            Ok(tx) => self.fail(&tx, ErrorCode::Nr25, None).await,
+            Err(view) => Ok(view),
+        }
+    }
+
+    pub async fn password(&self, tx_id: &str, username: &str, password: &str) -> Result<View, LoginError> {
+        let mut tx = match self.take(tx_id).await? {
+            Ok(tx) => tx,
+            Err(view) => return Ok(view),
+        };
+        if tx.stage != Stage::Password {
+            self.store(&tx).await?;
+            return Ok(View::Error(ErrorCode::Nr04));
+        }
+        if username.is_empty() || password.is_empty() || username.len() > 256 || password.len() > 256 {
+            self.store(&tx).await?;
+            return Ok(self.password_view(&tx, Some(Notice::WrongCredentials)));
+        }
+        match self.directory.check_password(username, password, &tx.client_ip, &tx.id).await? {
+            PasswordCheck::Wrong => {
+                tx.password_failures += 1;
+                if tx.password_failures >= self.settings.password_attempts {
+                    return self.fail(&tx, ErrorCode::Nr19, None).await;
+                }
+                self.store(&tx).await?;
+                Ok(self.password_view(&tx, Some(Notice::WrongCredentials)))
+            }
+            PasswordCheck::Expired => {
+                self.store(&tx).await?;
+                Ok(self.password_view(&tx, Some(Notice::PasswordExpired)))
+            }
+            PasswordCheck::NotActive => self.fail(&tx, ErrorCode::Nr23, None).await,
+            PasswordCheck::Ok { spid_code, max_level } => {
+                if max_level < tx.level {
+                    return self.fail(&tx, ErrorCode::Nr20, Some(&spid_code)).await;
+                }
+                let now = self.now();
+                if tx.level == Level::L1 {
+                    tx.stage = Stage::Consent {
+                        spid_code,
+                        level: Level::L1,
+                        authn_instant: now,
+                        session_index: Some(crate::response::new_id()),
+                    };
+                    return self.consent_view(tx).await;
+                }
+                match self.second_factor.start(&spid_code, &tx.id, &tx.client_ip, &tx.sp_entity_id).await? {
+                    None => self.fail(&tx, ErrorCode::Nr20, Some(&spid_code)).await,
+                    Some(challenge) => {
+                        tx.stage = Stage::Code { spid_code, challenge: challenge.clone() };
+                        self.store(&tx).await?;
+                        Ok(View::Code { tx: tx.id.clone(), sp: tx.sp_entity_id.clone(), challenge, notice: None })
+                    }
+                }
+            }
+        }
+    }
+
+    pub async fn code(&self, tx_id: &str, code: &str) -> Result<View, LoginError> {
+        let mut tx = match self.take(tx_id).await? {
+            Ok(tx) => tx,
+            Err(view) => return Ok(view),
+        };
+        let Stage::Code { spid_code, challenge } = tx.stage.clone() else {
+            self.store(&tx).await?;
+            return Ok(View::Error(ErrorCode::Nr04));
+        };
+        let code: String = code.chars().filter(|c| !c.is_whitespace()).take(16).collect();
+        let again = |notice| View::Code {
+            tx: tx.id.clone(),
+            sp: tx.sp_entity_id.clone(),
+            challenge: challenge.clone(),
+            notice: Some(notice),
+        };
+        match self.second_factor.verify(&challenge.id, &tx.id, &code, &tx.client_ip).await? {
+            CodeCheck::Ok => {
+                tx.stage =
+                    Stage::Consent { spid_code, level: Level::L2, authn_instant: self.now(), session_index: None };
+                self.consent_view(tx).await
+            }
+            CodeCheck::Wrong => {
+                let view = again(Notice::WrongCode);
+                self.store(&tx).await?;
+                Ok(view)
+            }
+            CodeCheck::Expired => {
+                // Back to the password: a new code is sent after it.
+                tx.stage = Stage::Password;
+                self.store(&tx).await?;
+                Ok(self.password_view(&tx, Some(Notice::CodeExpired)))
+            }
+            CodeCheck::Exhausted => self.fail(&tx, ErrorCode::Nr19, Some(&spid_code)).await,
+        }
+    }
+
+    async fn consent_view(&self, tx: Transaction) -> Result<View, LoginError> {
+        let Stage::Consent { spid_code, .. } = &tx.stage else { return Ok(View::Error(ErrorCode::Nr04)) };
+        let values = if tx.attributes.is_empty() {
+            HashMap::new()
+        } else {
+            self.directory.attributes(spid_code, &tx.attributes).await?
+        };
+        let attributes =
+            tx.attributes.iter().map(|n| (n.clone(), values.get(n).cloned().unwrap_or_default())).collect();
+        self.store(&tx).await?;
+        Ok(View::Consent { tx: tx.id.clone(), sp: tx.sp_entity_id.clone(), attributes })
+    }
+
+    /// The user's answer on the consent page; `sso_out` receives the id of
+    /// a new L1 session to set as a cookie.
+    pub async fn consent(&self, tx_id: &str, accept: bool, sso_out: &mut Option<String>) -> Result<View, LoginError> {
+        let tx = match self.take(tx_id).await? {
+            Ok(tx) => tx,
+            Err(view) => return Ok(view),
+        };
+        let Stage::Consent { spid_code, level, authn_instant, session_index } = tx.stage.clone() else {
+            self.store(&tx).await?;
+            return Ok(View::Error(ErrorCode::Nr04));
+        };
+        if !accept {
+            return self.fail(&tx, ErrorCode::Nr22, Some(&spid_code)).await;
+        }
+        // The values are read again: what is sent is what the holder has now.
+        let values = if tx.attributes.is_empty() {
+            HashMap::new()
+        } else {
+            self.directory.attributes(&spid_code, &tx.attributes).await?
+        };
+        let attributes: Vec<(String, String)> =
+            tx.attributes.iter().filter_map(|n| values.get(n).map(|v| (n.clone(), v.clone()))).collect();
+        if level == Level::L1 {
+            if let Some(index) = &session_index {
+                let id = random_token();
+                let session = SsoSession { spid_code: spid_code.clone(), authn_instant, session_index: index.clone() };
+                let bytes = serde_json::to_vec(&session).map_err(internal)?;
+                self.cache
+                    .set(&format!("{SSO_PREFIX}{id}"), &bytes, self.settings.sso_session)
+                    .await
+                    .map_err(internal)?;
+                *sso_out = Some(id);
+            }
+        }
+        let to = Addressee {
+            sp_entity_id: &tx.sp_entity_id,
+            acs_url: &tx.acs_url,
+            in_response_to: Some(tx.request_id.as_str()).filter(|r| !r.is_empty()),
+        };
+        let auth =
+            Authenticated { level, authn_instant, attributes: &attributes, session_index: session_index.as_deref() };
+        let built = self.builder().success(&to, &auth, self.now()).map_err(internal)?;
+        self.record(&tx, &built, Some(&spid_code), "success", level).await?;
+        Ok(self.post(&tx, &built))
+    }
+
+    fn post(&self, tx: &Transaction, built: &Built) -> View {
+        use base64::Engine;
+        View::Post {
+            acs_url: tx.acs_url.clone(),
+            saml_response: base64::engine::general_purpose::STANDARD.encode(built.xml.as_bytes()),
+            relay_state: tx.relay_state.clone(),
+        }
+    }
+
+    /// A failure Response to the SP, recorded in the transaction registry.
+    async fn fail(&self, tx: &Transaction, code: ErrorCode, spid_code: Option<&str>) -> Result<View, LoginError> {
+        let to = Addressee {
+            sp_entity_id: &tx.sp_entity_id,
+            acs_url: &tx.acs_url,
+            in_response_to: Some(tx.request_id.as_str()).filter(|r| !r.is_empty()),
+        };
+        let built = self.builder().failure(&to, code, self.now()).map_err(internal)?;
+        self.record(tx, &built, spid_code, &format!("nr{:02}", code.number()), tx.level).await?;
+        Ok(self.post(tx, &built))
+    }
+
+    /// AUD-2 (and AUD-1's authentication record when the holder is known),
+    /// through the outbox in one transaction.
+    async fn record(
+        &self,
+        tx: &Transaction,
+        built: &Built,
+        spid_code: Option<&str>,
+        outcome: &str,
+        level: Level,
+    ) -> Result<(), LoginError> {
+        let to_wire = |t: DateTime<Utc>| Some(spid_proto::time::to_wire(t));
+        let registry = SamlTransaction {
+            received_at: to_wire(tx.received_at),
+            client_ip: tx.client_ip.clone(),
+            authn_request: tx.request_deflated.clone(),
+            authn_request_id: tx.request_id.clone(),
+            authn_request_issuer: tx.sp_entity_id.clone(),
+            authn_request_issue_instant: parse_instant(&tx.request_issue_instant).and_then(to_wire),
+            binding: tx.binding.name().to_owned(),
+            response: spid_events::registry::deflate_base64(built.xml.as_bytes()),
+            response_id: built.response_id.clone(),
+            response_issue_instant: parse_instant(&built.issue_instant).and_then(to_wire),
+            spid_code: spid_code.unwrap_or_default().to_owned(),
+            assertion_id: built.assertion_id.clone().unwrap_or_default(),
+            subject_name_id: built.name_id.clone().unwrap_or_default(),
+            subject_name_qualifier: if built.name_id.is_some() {
+                self.settings.entity_id.clone()
+            } else {
+                String::new()
+            },
+        };
+        let source = crate::SERVICE.as_str();
+        let clock = &*self.clock;
+        let mut events =
+            vec![EventBuilder::new(source, "saml.transaction", &tx.sp_entity_id, clock).payload(&registry).build()];
+        if let Some(code) = spid_code {
+            let authentication = Authentication {
+                spid_code: code.to_owned(),
+                service_provider: tx.sp_entity_id.clone(),
+                level: level.uri().to_owned(),
+                outcome: outcome.to_owned(),
+                protocol: "saml".into(),
+                client_ip: tx.client_ip.clone(),
+            };
+            events.push(EventBuilder::new(source, "authentication", code, clock).payload(&authentication).build());
+        }
+        let mut db_tx = self.db.pool().begin().await.map_err(internal)?;
+        for event in &events {
+            spid_events::outbox::enqueue(&mut db_tx, spid_types::topics::AUDIT, event).await.map_err(internal)?;
+        }
+        db_tx.commit().await.map_err(internal)?;
+        (self.relay_wake)();
+        Ok(())
+    }
+}

@@ -1,0 +1,404 @@
+//! The service-provider registry (SAML-2): SP metadata read from trusted
+//! files and directories, and fetched from URLs (an SP's own metadata or a
+//! federation aggregate) whose signature must verify with a configured
+//! trust anchor. A reload builds a whole new snapshot and swaps it in; a
+//! source that fails keeps its previous entries.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use openssl::pkey::{PKey, Public};
+use openssl::x509::X509;
+use spid_xml::ns::{DSIG, MD};
+use spid_xml::{Element, Limits};
+
+pub const HTTP_POST: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
+pub const HTTP_REDIRECT: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
+const PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
+
+/// An AssertionConsumerService of HTTP-POST binding (the only one SPID
+/// answers with).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acs {
+    pub index: u16,
+    pub location: String,
+    pub is_default: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttributeService {
+    pub index: u16,
+    pub name: String,
+    /// The SPID attribute names asked, in metadata order.
+    pub attributes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub binding: String,
+    pub location: String,
+    pub response_location: Option<String>,
+}
+
+/// One service provider as its metadata describes it.
+#[derive(Clone)]
+pub struct ServiceProvider {
+    pub entity_id: String,
+    pub signing_certs: Vec<X509>,
+    pub acs: Vec<Acs>,
+    pub attribute_services: Vec<AttributeService>,
+    pub logout: Vec<Endpoint>,
+    /// Where it came from (file path or URL), for `idpctl sp list`.
+    pub source: String,
+}
+
+impl std::fmt::Debug for ServiceProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceProvider")
+            .field("entity_id", &self.entity_id)
+            .field("certificates", &self.signing_certs.len())
+            .field("acs", &self.acs)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl ServiceProvider {
+    /// The ACS used when a request names none usable: the one marked
+    /// default, else the lowest index.
+    pub fn default_acs(&self) -> Option<&Acs> {
+        self.acs.iter().find(|a| a.is_default).or_else(|| self.acs.iter().min_by_key(|a| a.index))
+    }
+
+    pub fn acs_by_index(&self, index: u16) -> Option<&Acs> {
+        self.acs.iter().find(|a| a.index == index)
+    }
+
+    pub fn acs_by_location(&self, location: &str) -> Option<&Acs> {
+        self.acs.iter().find(|a| a.location == location)
+    }
+
+    pub fn attribute_service(&self, index: u16) -> Option<&AttributeService> {
+        self.attribute_services.iter().find(|s| s.index == index)
+    }
+
+    /// The public keys of the certificates valid at `now` (an expired
+    /// certificate authenticates nothing: nr05/nr07).
+    pub fn verification_keys(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<PKey<Public>> {
+        let Ok(now) = openssl::asn1::Asn1Time::from_unix(now.timestamp()) else { return Vec::new() };
+        self.signing_certs
+            .iter()
+            .filter(|c| c.not_before() <= now && c.not_after() >= now)
+            .filter_map(|c| c.public_key().ok())
+            .collect()
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MetadataError {
+    #[error("not readable XML: {0}")]
+    Xml(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the metadata signature does not verify with a trust anchor: {0}")]
+    Signature(String),
+    #[error("cannot read {0}")]
+    Source(String),
+}
+
+fn invalid(msg: impl Into<String>) -> MetadataError {
+    MetadataError::Invalid(msg.into())
+}
+
+/// Parses `EntityDescriptor` or `EntitiesDescriptor` metadata; with
+/// `anchors`, its root signature must verify with one of them first.
+pub fn parse_metadata(
+    xml: &[u8],
+    anchors: Option<&[PKey<Public>]>,
+    source: &str,
+) -> Result<Vec<ServiceProvider>, MetadataError> {
+    let root = spid_xml::parse(xml, Limits::metadata()).map_err(|e| MetadataError::Xml(e.to_string()))?;
+    if let Some(anchors) = anchors {
+        spid_xml::dsig::verify_root(&root, anchors).map_err(|e| MetadataError::Signature(e.to_string()))?;
+    }
+    if root.is(MD, "EntityDescriptor") {
+        return Ok(parse_entity(&root, source)?.into_iter().collect());
+    }
+    if !root.is(MD, "EntitiesDescriptor") {
+        return Err(invalid("the root is neither md:EntityDescriptor nor md:EntitiesDescriptor"));
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![&root];
+    while let Some(group) = stack.pop() {
+        for e in group.elements() {
+            if e.is(MD, "EntitiesDescriptor") {
+                stack.push(e);
+            } else if e.is(MD, "EntityDescriptor") {
+                // One broken SP in an aggregate does not take the others down.
+                match parse_entity(e, source) {
+                    Ok(Some(sp)) => out.push(sp),
+                    Ok(None) => {}
+                    Err(err) => tracing::warn!(source, error = %err, "SP metadata entry skipped"),
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn parse_u16(value: Option<&str>, what: &str) -> Result<u16, MetadataError> {
+    value.and_then(|v| v.trim().parse().ok()).ok_or_else(|| invalid(format!("{what} is not a number from 0 to 65535")))
+}
+
+/// `None` for entities that are not service providers.
+fn parse_entity(e: &Element, source: &str) -> Result<Option<ServiceProvider>, MetadataError> {
+    let entity_id = e.attribute("entityID").filter(|v| !v.trim().is_empty()).ok_or_else(|| invalid("no entityID"))?;
+    let Some(sp) = e.first(MD, "SPSSODescriptor") else { return Ok(None) };
+    let protocols = sp.attribute("protocolSupportEnumeration").unwrap_or_default();
+    if !protocols.split_whitespace().any(|p| p == PROTOCOL) {
+        return Err(invalid(format!("{entity_id}: SPSSODescriptor does not support SAML 2.0")));
+    }
+    let mut signing_certs = Vec::new();
+    for kd in sp.children_named(MD, "KeyDescriptor") {
+        if kd.attribute("use").is_some_and(|u| u != "signing") {
+            continue;
+        }
+        let certs = kd
+            .first(DSIG, "KeyInfo")
+            .into_iter()
+            .flat_map(|ki| ki.children_named(DSIG, "X509Data"))
+            .flat_map(|xd| xd.children_named(DSIG, "X509Certificate"));
+        for c in certs {
+            let text: String = c.text_content().unwrap_or_default().chars().filter(|c| !c.is_whitespace()).collect();
+            let der = B64.decode(text).map_err(|_| invalid(format!("{entity_id}: a certificate is not base64")))?;
+            signing_certs
+                .push(X509::from_der(&der).map_err(|_| invalid(format!("{entity_id}: a certificate is not X.509")))?);
+        }
+    }
+    if signing_certs.is_empty() {
+        return Err(invalid(format!("{entity_id}: no signing certificate")));
+    }
+    let mut acs = Vec::new();
+    for a in sp.children_named(MD, "AssertionConsumerService") {
+        let index = parse_u16(a.attribute("index"), "AssertionConsumerService index")?;
+        // SPID answers only by HTTP-POST: other bindings are not usable.
+        if a.attribute("Binding") != Some(HTTP_POST) {
+            continue;
+        }
+        let location = a
+            .attribute("Location")
+            .filter(|l| url::Url::parse(l).is_ok())
+            .ok_or_else(|| invalid(format!("{entity_id}: AssertionConsumerService {index} has no valid Location")))?;
+        if acs.iter().any(|x: &Acs| x.index == index) {
+            return Err(invalid(format!("{entity_id}: AssertionConsumerService index {index} appears twice")));
+        }
+        let is_default = matches!(a.attribute("isDefault"), Some("true" | "1"));
+        acs.push(Acs { index, location: location.to_owned(), is_default });
+    }
+    if acs.is_empty() {
+        return Err(invalid(format!("{entity_id}: no HTTP-POST AssertionConsumerService")));
+    }
+    let mut attribute_services = Vec::new();
+    for s in sp.children_named(MD, "AttributeConsumingService") {
+        let index = parse_u16(s.attribute("index"), "AttributeConsumingService index")?;
+        let name = s.first(MD, "ServiceName").and_then(Element::text_content).unwrap_or_default();
+        let attributes = s
+            .children_named(MD, "RequestedAttribute")
+            .filter_map(|r| r.attribute("Name"))
+            .filter(|n| crate::attributes::is_spid_attribute(n))
+            .map(str::to_owned)
+            .collect();
+        attribute_services.push(AttributeService { index, name, attributes });
+    }
+    let logout = sp
+        .children_named(MD, "SingleLogoutService")
+        .filter_map(|s| {
+            Some(Endpoint {
+                binding: s.attribute("Binding")?.to_owned(),
+                location: s.attribute("Location")?.to_owned(),
+                response_location: s.attribute("ResponseLocation").map(str::to_owned),
+            })
+        })
+        .collect();
+    Ok(Some(ServiceProvider {
+        entity_id: entity_id.to_owned(),
+        signing_certs,
+        acs,
+        attribute_services,
+        logout,
+        source: source.to_owned(),
+    }))
+}
+
+/// Where metadata comes from.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// Trusted files, or directories of `*.xml` files.
+    pub paths: Vec<PathBuf>,
+    pub urls: Vec<url::Url>,
+    pub anchors: Vec<PKey<Public>>,
+}
+
+impl Sources {
+    /// Reads the trust anchors (a PEM file of certificates).
+    pub fn with_anchors(
+        paths: Vec<PathBuf>,
+        urls: Vec<url::Url>,
+        anchors: Option<&Path>,
+    ) -> Result<Self, MetadataError> {
+        let mut keys = Vec::new();
+        if let Some(path) = anchors {
+            let pem = std::fs::read(path).map_err(|e| MetadataError::Source(format!("{}: {e}", path.display())))?;
+            for cert in
+                X509::stack_from_pem(&pem).map_err(|_| invalid(format!("{}: not PEM certificates", path.display())))?
+            {
+                keys.push(cert.public_key().map_err(|_| invalid("a trust anchor has no usable key"))?);
+            }
+        }
+        Ok(Sources { paths, urls, anchors: keys })
+    }
+}
+
+/// The current registry; readers take a snapshot, reloads swap it.
+#[derive(Debug, Default)]
+pub struct Registry {
+    current: RwLock<Arc<BTreeMap<String, Arc<ServiceProvider>>>>,
+    /// Added at run time (`idpctl sp add`); survive reloads.
+    added: RwLock<BTreeMap<String, Arc<ServiceProvider>>>,
+}
+
+/// What a reload did, per source.
+#[derive(Debug, Default, Clone)]
+pub struct ReloadReport {
+    pub loaded: usize,
+    pub errors: Vec<String>,
+}
+
+impl Registry {
+    pub fn get(&self, entity_id: &str) -> Option<Arc<ServiceProvider>> {
+        let snapshot = self.current.read().ok()?.clone();
+        snapshot.get(entity_id).cloned()
+    }
+
+    pub fn list(&self) -> Vec<Arc<ServiceProvider>> {
+        self.current.read().map(|s| s.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Adds (or replaces) one SP from metadata given by an operator.
+    pub fn add(&self, sp: ServiceProvider) {
+        let sp = Arc::new(sp);
+        if let Ok(mut added) = self.added.write() {
+            added.insert(sp.entity_id.clone(), sp.clone());
+        }
+        if let Ok(mut cur) = self.current.write() {
+            let mut next = (**cur).clone();
+            next.insert(sp.entity_id.clone(), sp);
+            *cur = Arc::new(next);
+        }
+    }
+
+    /// Removes an SP until the next reload brings it back from a source
+    /// (operators remove it from the source too).
+    pub fn remove(&self, entity_id: &str) -> bool {
+        if let Ok(mut added) = self.added.write() {
+            added.remove(entity_id);
+        }
+        let Ok(mut cur) = self.current.write() else { return false };
+        let mut next = (**cur).clone();
+        let removed = next.remove(entity_id).is_some();
+        *cur = Arc::new(next);
+        removed
+    }
+
+    /// Reads every source and swaps the result in. A failing source keeps
+    /// the entries it gave before.
+    pub async fn reload(&self, sources: &Sources, http: &reqwest::Client) -> ReloadReport {
+        let mut report = ReloadReport::default();
+        let previous = self.current.read().map(|c| c.clone()).unwrap_or_default();
+        let mut next: BTreeMap<String, Arc<ServiceProvider>> = BTreeMap::new();
+        let keep_from = |source: &str, next: &mut BTreeMap<String, Arc<ServiceProvider>>| {
+            for (id, sp) in previous.iter() {
+                if sp.source == source {
+                    next.insert(id.clone(), sp.clone());
+                }
+            }
+        };
+        for path in &sources.paths {
+            for (source, result) in read_path(path) {
+                match result {
+                    Ok(sps) => sps.into_iter().for_each(|sp| {
+                        next.insert(sp.entity_id.clone(), Arc::new(sp));
+                    }),
+                    Err(e) => {
+                        report.errors.push(format!("{source}: {e}"));
+                        keep_from(&source, &mut next);
+                    }
+                }
+            }
+        }
+        for url in &sources.urls {
+            let source = url.to_string();
+            match fetch(http, url).await.and_then(|body| parse_metadata(&body, Some(&sources.anchors), &source)) {
+                Ok(sps) => sps.into_iter().for_each(|sp| {
+                    next.insert(sp.entity_id.clone(), Arc::new(sp));
+                }),
+                Err(e) => {
+                    report.errors.push(format!("{source}: {e}"));
+                    keep_from(&source, &mut next);
+                }
+            }
+        }
+        if let Ok(added) = self.added.read() {
+            next.extend(added.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        report.loaded = next.len();
+        if let Ok(mut cur) = self.current.write() {
+            *cur = Arc::new(next);
+        }
+        for e in &report.errors {
+            tracing::warn!(error = %e, "SP metadata source failed; its previous entries are kept");
+        }
+        report
+    }
+}
+
+/// A file, or every `*.xml` file of a directory (missing directories are
+/// empty: development creates `sp-metadata` on first use).
+fn read_path(path: &Path) -> Vec<(String, Result<Vec<ServiceProvider>, MetadataError>)> {
+    let read = |p: &Path| {
+        let source = p.display().to_string();
+        let result = std::fs::read(p)
+            .map_err(|e| MetadataError::Source(e.to_string()))
+            .and_then(|bytes| parse_metadata(&bytes, None, &source));
+        (source, result)
+    };
+    if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "xml"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files.iter().map(|p| read(p)).collect()
+    } else if path.exists() {
+        vec![read(path)]
+    } else {
+        Vec::new()
+    }
+}
+
+async fn fetch(http: &reqwest::Client, url: &url::Url) -> Result<Vec<u8>, MetadataError> {
+    let err = |e: reqwest::Error| MetadataError::Source(e.without_url().to_string());
+    let resp = http.get(url.clone()).send().await.map_err(err)?.error_for_status().map_err(err)?;
+    let limit = Limits::metadata().max_bytes;
+    if resp.content_length().is_some_and(|n| n as usize > limit) {
+        return Err(MetadataError::Source(format!("larger than {limit} bytes")));
+    }
+    let body = resp.bytes().await.map_err(err)?;
+    Ok(body.to_vec())
+}
