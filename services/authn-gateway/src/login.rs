@@ -517,17 +517,12 @@ impl Login {
         };
         let attributes: Vec<(String, String)> =
             tx.attributes.iter().filter_map(|n| values.get(n).map(|v| (n.clone(), v.clone()))).collect();
-        if level == Level::L1 {
-            if let Some(index) = &session_index {
-                let id = random_token();
-                let session = SsoSession { spid_code: spid_code.clone(), authn_instant, session_index: index.clone() };
-                let bytes = serde_json::to_vec(&session).map_err(internal)?;
-                self.cache
-                    .set(&format!("{SSO_PREFIX}{id}"), &bytes, self.settings.sso_session)
-                    .await
-                    .map_err(internal)?;
-                *sso_out = Some(id);
-            }
+        if let (Level::L1, Some(index)) = (level, &session_index) {
+            let id = random_token();
+            let session = SsoSession { spid_code: spid_code.clone(), authn_instant, session_index: index.clone() };
+            let bytes = serde_json::to_vec(&session).map_err(internal)?;
+            self.cache.set(&format!("{SSO_PREFIX}{id}"), &bytes, self.settings.sso_session).await.map_err(internal)?;
+            *sso_out = Some(id);
         }
         let to = Addressee {
             sp_entity_id: &tx.sp_entity_id,
