@@ -29,6 +29,9 @@ pub mod registry;
 pub mod request;
 pub mod response;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 
 use spid_config::Config;

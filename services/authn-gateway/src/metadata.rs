@@ -69,6 +69,7 @@ impl IdpDescription<'_> {
             .child(lang(md("OrganizationURL"), self.organization_url));
         let mut root = md("EntityDescriptor")
             .declare(Some("md"), MD)
+            .declare(Some("ds"), DSIG)
             .declare(Some("saml"), SAML)
             .attr("ID", crate::response::new_id())
             .attr("entityID", self.entity_id)

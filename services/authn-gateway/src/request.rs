@@ -388,4 +388,4 @@ fn requested_level(root: &Element) -> Option<Level> {
 
 #[cfg(test)]
 #[path = "request_tests.rs"]
-mod tests;
+pub(crate) mod tests;
