@@ -6,9 +6,10 @@ set -euo pipefail
 
 say() { printf '== %s\n' "$*"; }
 
-# --- Debian packages needed to build (librdkafka, OpenSSL, SQLite) ---------
+# --- Debian packages: to build (librdkafka, OpenSSL, SQLite), and xmlsec1,
+# the independent XML-signature implementation the SAML tests check with ---
 need=()
-for pkg in build-essential pkg-config libssl-dev zlib1g-dev; do
+for pkg in build-essential pkg-config libssl-dev zlib1g-dev xmlsec1; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

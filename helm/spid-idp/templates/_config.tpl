@@ -76,6 +76,9 @@ sources_client_key = "/etc/spid-idp-sources/client.key"
 signature_trust_file = "/etc/spid-idp-trust/qualified-cas.pem"
 {{- end }}
 
+[saml]
+keys_dir = {{ include "spid-idp.samlKeysPath" . | toJson }}
+
 [otp]
 keys_dir = {{ include "spid-idp.otpKeysPath" . | toJson }}
 code_validity_secs = {{ $c.otp.codeValiditySecs | int }}
@@ -175,6 +178,16 @@ grpc_url = {{ printf "http://%s.%s.svc:%d" (include "spid-idp.serviceName" (dict
 {{/* The Secret holding the OTP key material. */}}
 {{- define "spid-idp.otpKeysSecret" -}}
 {{- .Values.otpKeys.existingSecret | default (printf "%s-otp-keys" (include "spid-idp.fullname" .)) -}}
+{{- end -}}
+
+{{/* Where authn-gateway finds its SAML signing key and certificate. */}}
+{{- define "spid-idp.samlKeysPath" -}}
+/etc/spid-idp-saml-keys
+{{- end -}}
+
+{{/* The Secret holding the SAML signing key material. */}}
+{{- define "spid-idp.samlKeysSecret" -}}
+{{- .Values.samlKeys.existingSecret | default (printf "%s-saml-keys" (include "spid-idp.fullname" .)) -}}
 {{- end -}}
 
 {{/* The Secret holding the audit key material. */}}
