@@ -164,6 +164,44 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), SecretError> {
     }
 }
 
+/// A self-signed certificate for `key` (development keys generated at first
+/// start; production certificates come from the provider's PKI), valid
+/// `days` days from now, for digital signatures.
+pub fn self_signed_certificate(
+    key: &openssl::pkey::PKeyRef<openssl::pkey::Private>,
+    subject: &[(openssl::nid::Nid, &str)],
+    days: u32,
+) -> Result<openssl::x509::X509, openssl::error::ErrorStack> {
+    use openssl::asn1::{Asn1Integer, Asn1Time};
+    use openssl::bn::BigNum;
+    use openssl::hash::MessageDigest;
+    use openssl::x509::extension::{BasicConstraints, KeyUsage};
+    use openssl::x509::{X509Builder, X509NameBuilder};
+
+    let mut name = X509NameBuilder::new()?;
+    for (nid, value) in subject {
+        name.append_entry_by_nid(*nid, value)?;
+    }
+    let name = name.build();
+    let mut builder = X509Builder::new()?;
+    builder.set_version(2)?;
+    let mut serial = BigNum::new()?;
+    serial.rand(127, openssl::bn::MsbOption::MAYBE_ZERO, false)?;
+    let serial = Asn1Integer::from_bn(&serial)?;
+    builder.set_serial_number(&serial)?;
+    builder.set_subject_name(&name)?;
+    builder.set_issuer_name(&name)?;
+    builder.set_pubkey(key)?;
+    let not_before = Asn1Time::days_from_now(0)?;
+    let not_after = Asn1Time::days_from_now(days)?;
+    builder.set_not_before(&not_before)?;
+    builder.set_not_after(&not_after)?;
+    builder.append_extension(BasicConstraints::new().critical().build()?)?;
+    builder.append_extension(KeyUsage::new().critical().digital_signature().non_repudiation().build()?)?;
+    builder.sign(key, MessageDigest::sha256())?;
+    Ok(builder.build())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,42 +256,4 @@ mod tests {
         let err = SecretKey::read(&dir.path().join("short.key")).unwrap_err().to_string();
         assert!(err.contains("short.key") && err.contains("32-byte"), "{err}");
     }
-}
-
-/// A self-signed certificate for `key` (development keys generated at first
-/// start; production certificates come from the provider's PKI), valid
-/// `days` days from now, for digital signatures.
-pub fn self_signed_certificate(
-    key: &openssl::pkey::PKeyRef<openssl::pkey::Private>,
-    subject: &[(openssl::nid::Nid, &str)],
-    days: u32,
-) -> Result<openssl::x509::X509, openssl::error::ErrorStack> {
-    use openssl::asn1::{Asn1Integer, Asn1Time};
-    use openssl::bn::BigNum;
-    use openssl::hash::MessageDigest;
-    use openssl::x509::extension::{BasicConstraints, KeyUsage};
-    use openssl::x509::{X509Builder, X509NameBuilder};
-
-    let mut name = X509NameBuilder::new()?;
-    for (nid, value) in subject {
-        name.append_entry_by_nid(*nid, value)?;
-    }
-    let name = name.build();
-    let mut builder = X509Builder::new()?;
-    builder.set_version(2)?;
-    let mut serial = BigNum::new()?;
-    serial.rand(127, openssl::bn::MsbOption::MAYBE_ZERO, false)?;
-    let serial = Asn1Integer::from_bn(&serial)?;
-    builder.set_serial_number(&serial)?;
-    builder.set_subject_name(&name)?;
-    builder.set_issuer_name(&name)?;
-    builder.set_pubkey(key)?;
-    let not_before = Asn1Time::days_from_now(0)?;
-    let not_after = Asn1Time::days_from_now(days)?;
-    builder.set_not_before(&not_before)?;
-    builder.set_not_after(&not_after)?;
-    builder.append_extension(BasicConstraints::new().critical().build()?)?;
-    builder.append_extension(KeyUsage::new().critical().digital_signature().non_repudiation().build()?)?;
-    builder.sign(key, MessageDigest::sha256())?;
-    Ok(builder.build())
 }
