@@ -112,3 +112,54 @@ impl Pages {
         Ok(Page { status, html })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::level::Level;
+    use crate::login::{Challenge, Notice};
+
+    /// Every page renders in both languages, escapes what it shows and
+    /// says what it must.
+    #[test]
+    fn every_page_renders_in_both_languages() {
+        let pages = Pages::new("IdP <prova>").unwrap();
+        let views = [
+            View::Error(ErrorCode::Nr05),
+            View::Password { tx: "t1".into(), sp: "https://sp".into(), level: Level::L2, notice: Some(Notice::WrongCredentials), attempts_left: 2 },
+            View::Code {
+                tx: "t1".into(),
+                sp: "https://sp".into(),
+                challenge: Challenge { id: "c".into(), method: "sms".into(), destination: "+39 3** *** **12".into() },
+                notice: Some(Notice::WrongCode),
+            },
+            View::Consent { tx: "t1".into(), sp: "https://sp".into(), attributes: vec![("fiscalNumber".into(), "TINIT-<x>".into())] },
+            View::Post { acs_url: "https://sp/acs".into(), saml_response: "PHg+".into(), relay_state: Some("r\"1".into()) },
+        ];
+        for lang in [Lang::It, Lang::En] {
+            for view in &views {
+                let page = pages.render(view, lang).unwrap();
+                assert!(!page.html.contains("<prova>") && !page.html.contains("TINIT-<x>"), "escaped: {}", page.html);
+                assert!(!page.html.contains("r\"1"), "escaped relay state");
+            }
+        }
+        let en = pages.render(&views[1], Lang::En).unwrap().html;
+        assert!(en.contains("Attempts left: 2") && en.contains(r#"name="tx" value="t1""#), "{en}");
+        let it = pages.render(&views[3], Lang::It).unwrap().html;
+        assert!(it.contains("Codice fiscale") && it.contains("TINIT-&lt;x&gt;"), "{it}");
+        let error = pages.render(&views[0], Lang::It).unwrap();
+        assert_eq!(error.status, 403);
+        assert!(error.html.contains("ErrorCode nr05"));
+        let post = pages.render(&views[4], Lang::En).unwrap().html;
+        // Attribute values are HTML-escaped ('/' too); browsers decode them.
+        assert!(post.contains(r#"action="https:&#x2f;&#x2f;sp&#x2f;acs""#), "{post}");
+        assert!(post.contains(r#"name="SAMLResponse" value="PHg+""#), "{post}");
+    }
+
+    #[test]
+    fn language_from_query_then_browser() {
+        assert_eq!(Lang::pick(Some("en"), Some("it-IT")), Lang::En);
+        assert_eq!(Lang::pick(None, Some("en-GB,en;q=0.9")), Lang::En);
+        assert_eq!(Lang::pick(Some("fr"), None), Lang::It);
+    }
+}
