@@ -10,4 +10,5 @@ mod lifecycle;
 mod notification;
 mod otp;
 mod registration;
+mod saml;
 mod startup;

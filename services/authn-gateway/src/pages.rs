@@ -126,15 +126,29 @@ mod tests {
         let pages = Pages::new("IdP <prova>").unwrap();
         let views = [
             View::Error(ErrorCode::Nr05),
-            View::Password { tx: "t1".into(), sp: "https://sp".into(), level: Level::L2, notice: Some(Notice::WrongCredentials), attempts_left: 2 },
+            View::Password {
+                tx: "t1".into(),
+                sp: "https://sp".into(),
+                level: Level::L2,
+                notice: Some(Notice::WrongCredentials),
+                attempts_left: 2,
+            },
             View::Code {
                 tx: "t1".into(),
                 sp: "https://sp".into(),
                 challenge: Challenge { id: "c".into(), method: "sms".into(), destination: "+39 3** *** **12".into() },
                 notice: Some(Notice::WrongCode),
             },
-            View::Consent { tx: "t1".into(), sp: "https://sp".into(), attributes: vec![("fiscalNumber".into(), "TINIT-<x>".into())] },
-            View::Post { acs_url: "https://sp/acs".into(), saml_response: "PHg+".into(), relay_state: Some("r\"1".into()) },
+            View::Consent {
+                tx: "t1".into(),
+                sp: "https://sp".into(),
+                attributes: vec![("fiscalNumber".into(), "TINIT-<x>".into())],
+            },
+            View::Post {
+                acs_url: "https://sp/acs".into(),
+                saml_response: "PHg+".into(),
+                relay_state: Some("r\"1".into()),
+            },
         ];
         for lang in [Lang::It, Lang::En] {
             for view in &views {

@@ -31,10 +31,20 @@ struct People;
 
 #[async_trait]
 impl Directory for People {
-    async fn check_password(&self, username: &str, password: &str, _: &str, _: &str) -> Result<PasswordCheck, Unavailable> {
+    async fn check_password(
+        &self,
+        username: &str,
+        password: &str,
+        _: &str,
+        _: &str,
+    ) -> Result<PasswordCheck, Unavailable> {
         Ok(match (username, password) {
-            ("mario@example.it", "Giusta#2026") => PasswordCheck::Ok { spid_code: "XIDP0000000001".into(), max_level: Level::L2 },
-            ("anna@example.it", "Giusta#2026") => PasswordCheck::Ok { spid_code: "XIDP0000000002".into(), max_level: Level::L1 },
+            ("mario@example.it", "Giusta#2026") => {
+                PasswordCheck::Ok { spid_code: "XIDP0000000001".into(), max_level: Level::L2 }
+            }
+            ("anna@example.it", "Giusta#2026") => {
+                PasswordCheck::Ok { spid_code: "XIDP0000000002".into(), max_level: Level::L1 }
+            }
             ("sospeso@example.it", "Giusta#2026") => PasswordCheck::NotActive,
             _ => PasswordCheck::Wrong,
         })
@@ -113,9 +123,8 @@ async fn world() -> World {
 fn level(e: Element, uri: &str) -> Element {
     let mut e = e;
     if let Some(spid_xml::Node::Element(rac)) = e.children.get_mut(2) {
-        rac.children = vec![spid_xml::Node::Element(
-            Element::new(Some("saml"), "AuthnContextClassRef", Some(SAML)).text(uri),
-        )];
+        rac.children =
+            vec![spid_xml::Node::Element(Element::new(Some("saml"), "AuthnContextClassRef", Some(SAML)).text(uri))];
     }
     e
 }
@@ -197,7 +206,10 @@ async fn level_2_login_with_a_wrong_password_and_a_wrong_code() {
     let tx = tx_of(&view);
 
     let view = w.login.password(&tx, "mario@example.it", "Sbagliata#1").await.unwrap();
-    assert!(matches!(view, View::Password { notice: Some(Notice::WrongCredentials), attempts_left: 2, .. }), "{view:?}");
+    assert!(
+        matches!(view, View::Password { notice: Some(Notice::WrongCredentials), attempts_left: 2, .. }),
+        "{view:?}"
+    );
     let view = w.login.password(&tx, "mario@example.it", "Giusta#2026").await.unwrap();
     let View::Code { challenge, .. } = &view else { panic!("{view:?}") };
     assert_eq!(challenge.method, "sms");
@@ -274,7 +286,10 @@ async fn level_2_login_with_a_wrong_password_and_a_wrong_code() {
     let events = w.audit().await;
     let registry = events.iter().find(|e| e.r#type == "saml.transaction").unwrap();
     let t = spid_events::envelope::payload_of::<SamlTransaction>(registry).unwrap();
-    assert_eq!((t.authn_request_id.as_str(), t.binding.as_str(), t.spid_code.as_str()), ("_l2", "HTTP-POST", "XIDP0000000001"));
+    assert_eq!(
+        (t.authn_request_id.as_str(), t.binding.as_str(), t.spid_code.as_str()),
+        ("_l2", "HTTP-POST", "XIDP0000000001")
+    );
     assert_eq!(t.subject_name_id, name_id.text_content().unwrap());
     assert_eq!(t.subject_name_qualifier, IDP);
     let request_xml = spid_events::registry::inflate_base64(&t.authn_request, 1 << 20).unwrap();
@@ -398,7 +413,14 @@ fn metadata_is_signed_and_complete() {
     std::fs::write(dir.path().join("idp.pem"), keys.current.certificate.to_pem().unwrap()).unwrap();
     std::fs::write(dir.path().join("md.xml"), &xml).unwrap();
     let out = Command::new("xmlsec1")
-        .args(["--verify", "--pubkey-cert-pem", "idp.pem", "--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:metadata:EntityDescriptor", "md.xml"])
+        .args([
+            "--verify",
+            "--pubkey-cert-pem",
+            "idp.pem",
+            "--id-attr:ID",
+            "urn:oasis:names:tc:SAML:2.0:metadata:EntityDescriptor",
+            "md.xml",
+        ])
         .current_dir(dir.path())
         .output()
         .expect("xmlsec1");
