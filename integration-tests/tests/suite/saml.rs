@@ -316,3 +316,46 @@ async fn pysaml2_logs_in_at_levels_one_and_two_in_both_bindings() {
     .await;
     assert_eq!(records.len(), 3);
 }
+
+/// `make run`: the demo service provider's level-2 login in a browser's
+/// steps — its signed Redirect request, the password, the SMS code read
+/// from the development outbox, the consent, and its page showing the
+/// attributes received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_sp_of_make_run_logs_in_at_level_two() {
+    let data = tempfile::tempdir().unwrap();
+    let ports = Ports::allocate();
+    let _dev = integration_tests::DevProcess::start(&ports, data.path(), &[]).await;
+    let demo: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.path().join("demo-users.json")).unwrap()).unwrap();
+    let holder = demo.as_array().unwrap().iter().find(|u| u["level"] == 2).unwrap();
+    let public = ports.http_url(ServiceName::AuthnGateway);
+    let http = reqwest::Client::new();
+    let post = |path: &str, form: Vec<(&'static str, String)>| {
+        let http = http.clone();
+        let url = format!("{public}{path}");
+        async move { http.post(url).form(&form).send().await.unwrap().text().await.unwrap() }
+    };
+
+    let page = http.get(format!("{public}/demo-sp/")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Log in at level 2"), "{page}");
+    let page = http.get(format!("{public}/demo-sp/login?level=2")).send().await.unwrap().text().await.unwrap();
+    let tx = hidden(&page, "tx").unwrap_or_else(|| panic!("login page: {page}"));
+    let username = holder["username"].as_str().unwrap().to_owned();
+    let password = holder["password"].as_str().unwrap().to_owned();
+    post(
+        "/login/password",
+        vec![("tx", tx.clone()), ("username", username), ("password", password), ("action", "login".into())],
+    )
+    .await;
+    let outbox: serde_json::Value =
+        http.get(format!("{public}/dev/outbox")).send().await.unwrap().json().await.unwrap();
+    let body = outbox.as_array().unwrap().last().unwrap()["body"].as_str().unwrap().to_owned();
+    let code: String = body.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).unwrap().to_owned();
+    post("/login/code", vec![("tx", tx.clone()), ("code", code), ("action", "verify".into())]).await;
+    let page = post("/login/consent", vec![("tx", tx), ("action", "accept".into())]).await;
+    let response = hidden(&page, "SAMLResponse").unwrap();
+    let page = post("/demo-sp/acs", vec![("SAMLResponse", response), ("RelayState", "demo".into())]).await;
+    assert!(page.contains("Logged in") && page.contains("SpidL2"), "{page}");
+    assert!(page.contains(holder["spid_code"].as_str().unwrap()), "{page}");
+}

@@ -13,11 +13,13 @@
 //! - [`http`] and [`pages`]: the thin HTTP layer and the server-rendered
 //!   pages; [`clients`]: identity-manager and otp-service over gRPC.
 //!
-//! In development mode the origin also serves `GET /dev/outbox`.
+//! In development mode the origin also serves `GET /dev/outbox` and the
+//! demo service provider at `/demo-sp/` ([`demo_sp`]).
 
 pub mod anomaly;
 pub mod attributes;
 pub mod clients;
+pub mod demo_sp;
 mod dev;
 pub mod http;
 pub mod keys;
@@ -75,6 +77,22 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
     let signed_metadata = description.metadata(&keys.current, &keys.published()).map_err(RunError::new)?;
 
     let registry = Arc::new(registry::Registry::default());
+    // Development: the demo service provider registers itself.
+    let demo = if config.is_dev() {
+        let idp_key = keys.current.certificate.public_key().map_err(|e| RunError::new(e.to_string()))?;
+        let demo = demo_sp::DemoSp::new(
+            &origin,
+            format!("{origin}{}", metadata::SSO_REDIRECT),
+            idp_key,
+            deps.cache.clone(),
+            deps.clock.clone(),
+        )
+        .map_err(RunError::new)?;
+        registry.add(demo.service_provider());
+        Some(Arc::new(demo))
+    } else {
+        None
+    };
     let sources = registry::Sources::with_anchors(
         saml.sp_metadata.clone(),
         saml.sp_metadata_urls.clone(),
@@ -121,9 +139,11 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
     });
     let saml_routes = http::routes(web_state);
     let dev_routes = dev::routes(config.is_dev().then(|| peer(notification)));
+    let demo_routes = demo_sp::routes(demo);
     let routes = move |cfg: &mut actix_web::web::ServiceConfig| {
         saml_routes(cfg);
         dev_routes(cfg);
+        demo_routes(cfg);
     };
 
     let refresh = {

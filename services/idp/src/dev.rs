@@ -63,6 +63,8 @@ fn print_banner(config: &Config) {
     println!("SPID identity provider — development mode (SQLite under {data_dir}, embedded bus and cache)");
     println!("  public origin      {public}");
     println!("  development outbox {public}/dev/outbox");
+    println!("  demo SP            {public}/demo-sp/");
+    println!("  IdP metadata       {public}/metadata");
     for name in ServiceName::ALL {
         let s = config.service(name);
         println!(
