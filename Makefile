@@ -37,7 +37,7 @@ test-unit:
 	env -u SPID_TEST_DATABASE_URL $(TEST_RUN) --workspace --exclude integration-tests
 
 test-unit-postgres:
-	$(TEST_RUN) -p notification -p audit-log -p identity-manager -p otp-service
+	$(TEST_RUN) -p notification -p audit-log -p identity-manager -p otp-service -p authn-gateway
 
 # Each integration test runs several processes: two at a time on 2 cores.
 test-integration:

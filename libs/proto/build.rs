@@ -11,6 +11,7 @@ const FILES: &[&str] = &[
     "spid/otp/v1/otp.proto",
     "spid/notification/v1/notification.proto",
     "spid/audit/v1/audit.proto",
+    "spid/gateway/v1/gateway.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -315,6 +315,45 @@ async fn pysaml2_logs_in_at_levels_one_and_two_in_both_bindings() {
     })
     .await;
     assert_eq!(records.len(), 3);
+
+    // `idpctl sp`: the registry lists the SP; once removed its requests
+    // are refused (nr10), once added again they are accepted.
+    let idpctl = |args: &[&str]| {
+        let out = Command::new(integration_tests::bin("idpctl"))
+            .arg("--authn-gateway")
+            .arg(s.ports.grpc_url(ServiceName::AuthnGateway))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    let (ok, out) = idpctl(&["--json", "sp", "list"]);
+    assert!(ok && out.contains(SP_ENTITY) && out.contains(SP_ACS), "{out}");
+    let (ok, out) = idpctl(&["sp", "remove", "--operator", "turno-1", SP_ENTITY]);
+    assert!(ok, "{out}");
+    let r = sp(&[
+        "request",
+        "--dir",
+        &s.sp_dir(),
+        "--idp-metadata",
+        &s.idp_metadata(),
+        "--binding",
+        "redirect",
+        "--level",
+        "1",
+    ])
+    .unwrap();
+    let resp = http.get(r["url"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(resp.text().await.unwrap().contains("ErrorCode nr10"));
+    let metadata = s.dir.path().join("sp").join("sp.xml");
+    let (ok, out) = idpctl(&["sp", "add", "--operator", "turno-1", metadata.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let (id, page) = start(&s, &http, "redirect", "1").await;
+    assert!(hidden(&page, "tx").is_some(), "accepted again ({id}): {page}");
 }
 
 /// `make run`: the demo service provider's level-2 login in a browser's

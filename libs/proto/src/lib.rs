@@ -64,3 +64,9 @@ pub mod audit {
         tonic::include_proto!("spid.audit.v1");
     }
 }
+
+pub mod gateway {
+    pub mod v1 {
+        tonic::include_proto!("spid.gateway.v1");
+    }
+}

@@ -17,6 +17,7 @@
 //! demo service provider at `/demo-sp/` ([`demo_sp`]).
 
 pub mod anomaly;
+pub mod api;
 pub mod attributes;
 pub mod clients;
 pub mod demo_sp;
@@ -30,6 +31,7 @@ pub mod pages;
 pub mod registry;
 pub mod request;
 pub mod response;
+pub mod sp_admin;
 
 #[cfg(test)]
 mod tests;
@@ -44,11 +46,17 @@ use spid_types::ServiceName;
 
 pub const SERVICE: ServiceName = ServiceName::AuthnGateway;
 
+/// How often a replica looks for registry changes made through another.
+const REGISTRY_POLL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The services the gateway calls.
 const PEERS: [ServiceName; 3] = [ServiceName::IdentityManager, ServiceName::OtpService, ServiceName::Notification];
 
 pub async fn migrate(db: &spid_db::Db) -> Result<(), spid_db::DbError> {
-    spid_events::migrate(db).await
+    static PG: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+    static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+    spid_events::migrate(db).await?;
+    db.migrate("authn_gateway", &PG, &SQLITE).await
 }
 
 pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Result<(), RunError> {
@@ -103,14 +111,21 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
         .timeout(std::time::Duration::from_secs(30))
         .build()
         .map_err(|e| RunError::new(e.to_string()))?;
-    let report = registry.reload(&sources, &http_client).await;
-    tracing::info!(service_providers = report.loaded, errors = report.errors.len(), "SP registry loaded");
-
     let relay = deps.relay(SERVICE);
     let wake = {
         let relay = relay.clone();
         Arc::new(move || relay.wake()) as Arc<dyn Fn() + Send + Sync>
     };
+    let admin = Arc::new(sp_admin::SpAdmin::new(
+        deps.db.clone(),
+        registry.clone(),
+        sources,
+        http_client,
+        deps.clock.clone(),
+        wake.clone(),
+    ));
+    let report = admin.reload().await.map_err(RunError::new)?;
+    tracing::info!(service_providers = report.loaded, errors = report.errors.len(), "SP registry loaded");
     let login = Arc::new(login::Login {
         settings: login::Settings {
             entity_id: saml.entity_id.clone(),
@@ -146,26 +161,11 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
         demo_routes(cfg);
     };
 
-    let refresh = {
-        let registry = registry.clone();
-        let every = saml.refresh;
-        let shutdown = shutdown.clone();
-        async move {
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep(every) => {
-                        let report = registry.reload(&sources, &http_client).await;
-                        tracing::info!(service_providers = report.loaded, errors = report.errors.len(), "SP registry refreshed");
-                    }
-                }
-            }
-        }
-    };
+    let refresh = admin.clone().run(saml.refresh, REGISTRY_POLL, shutdown.clone());
     let parts = spid_server::host::ServiceParts {
         common: deps.http_common(SERVICE, health),
         http_routes: routes,
-        grpc: spid_server::grpc::GrpcServer::new(tonic::service::RoutesBuilder::default(), vec![]),
+        grpc: api::grpc(admin),
         background: vec![Box::pin(relay.run(shutdown.clone())), Box::pin(refresh)],
         listeners: deps.listeners,
     };

@@ -266,7 +266,8 @@ impl Sources {
 #[derive(Debug, Default)]
 pub struct Registry {
     current: RwLock<Arc<BTreeMap<String, Arc<ServiceProvider>>>>,
-    /// Added at run time (`idpctl sp add`); survive reloads.
+    /// Registered by this process itself (the development demo SP);
+    /// survive reloads.
     added: RwLock<BTreeMap<String, Arc<ServiceProvider>>>,
 }
 
@@ -287,7 +288,8 @@ impl Registry {
         self.current.read().map(|s| s.values().cloned().collect()).unwrap_or_default()
     }
 
-    /// Adds (or replaces) one SP from metadata given by an operator.
+    /// Adds (or replaces) one SP in this process only (the development
+    /// demo SP); operators' additions go through [`crate::sp_admin`].
     pub fn add(&self, sp: ServiceProvider) {
         let sp = Arc::new(sp);
         if let Ok(mut added) = self.added.write() {
@@ -300,22 +302,9 @@ impl Registry {
         }
     }
 
-    /// Removes an SP until the next reload brings it back from a source
-    /// (operators remove it from the source too).
-    pub fn remove(&self, entity_id: &str) -> bool {
-        if let Ok(mut added) = self.added.write() {
-            added.remove(entity_id);
-        }
-        let Ok(mut cur) = self.current.write() else { return false };
-        let mut next = (**cur).clone();
-        let removed = next.remove(entity_id).is_some();
-        *cur = Arc::new(next);
-        removed
-    }
-
-    /// Reads every source and swaps the result in. A failing source keeps
-    /// the entries it gave before.
-    pub async fn reload(&self, sources: &Sources, http: &reqwest::Client) -> ReloadReport {
+    /// Reads every source, applies the operators' `overrides`, and swaps
+    /// the result in. A failing source keeps the entries it gave before.
+    pub async fn reload(&self, sources: &Sources, http: &reqwest::Client, overrides: &[Override]) -> ReloadReport {
         let mut report = ReloadReport::default();
         let previous = self.current.read().map(|c| c.clone()).unwrap_or_default();
         let mut next: BTreeMap<String, Arc<ServiceProvider>> = BTreeMap::new();
@@ -351,6 +340,16 @@ impl Registry {
                 }
             }
         }
+        for o in overrides {
+            match o {
+                Override::Add(sp) => {
+                    next.insert(sp.entity_id.clone(), sp.clone());
+                }
+                Override::Remove(entity_id) => {
+                    next.remove(entity_id);
+                }
+            }
+        }
         if let Ok(added) = self.added.read() {
             next.extend(added.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
@@ -363,6 +362,13 @@ impl Registry {
         }
         report
     }
+}
+
+/// An operator's change, applied over the sources (`idpctl sp`).
+#[derive(Debug, Clone)]
+pub enum Override {
+    Add(Arc<ServiceProvider>),
+    Remove(String),
 }
 
 /// A file, or every `*.xml` file of a directory (missing directories are

@@ -436,3 +436,60 @@ fn metadata_is_signed_and_complete() {
     assert_eq!(idp.children_named(SAML, "Attribute").count(), 23);
     assert_eq!(root.first(spid_xml::ns::DSIG, "Signature").map(|_| ()), Some(()));
 }
+
+/// `idpctl sp`: an operator's addition and removal are stored, audited,
+/// survive reloads of the sources, and another replica sees them through
+/// the generation counter.
+#[tokio::test]
+async fn operators_add_and_remove_service_providers_for_every_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = spid_server::testkit::database(dir.path(), "gateway").await.unwrap();
+    crate::migrate(&db).await.unwrap();
+    let md_dir = dir.path().join("sp-metadata");
+    std::fs::create_dir_all(&md_dir).unwrap();
+    let sp = sp_key();
+    std::fs::write(md_dir.join("sp.xml"), crate::request::tests::sp_metadata(&sp)).unwrap();
+    let admin = |registry: Arc<crate::registry::Registry>| {
+        crate::sp_admin::SpAdmin::new(
+            db.clone(),
+            registry,
+            crate::registry::Sources::with_anchors(vec![md_dir.clone()], vec![], None).unwrap(),
+            reqwest::Client::new(),
+            Arc::new(ManualClock::new(now())),
+            Arc::new(|| {}),
+        )
+    };
+    let one = admin(Arc::new(crate::registry::Registry::default()));
+    let other = admin(Arc::new(crate::registry::Registry::default()));
+    one.reload().await.unwrap();
+    other.reload().await.unwrap();
+    assert!(one.registry.get(SP).is_some());
+
+    // An SP added by an operator.
+    let extra = crate::request::tests::sp_metadata(&sp_key()).replace(SP, "https://altro.example.it");
+    let added = one.add("turno-1", &extra).await.unwrap();
+    assert_eq!(added.source, "idpctl");
+    assert!(one.add("turno-1", "<not-metadata/>").await.is_err());
+    assert!(one.add("", &extra).await.is_err(), "the operator is named");
+    // Removing one that a file lists holds across reloads.
+    one.remove("turno-1", SP).await.unwrap();
+    assert!(matches!(
+        one.remove("turno-1", "https://nessuno.example").await,
+        Err(crate::sp_admin::AdminError::NotFound(_))
+    ));
+    one.reload().await.unwrap();
+    assert!(one.registry.get(SP).is_none() && one.registry.get("https://altro.example.it").is_some());
+    // The other replica applies both on its next reload.
+    other.reload().await.unwrap();
+    assert!(other.registry.get(SP).is_none() && other.registry.get("https://altro.example.it").is_some());
+    // Added again, it is back.
+    one.add("turno-1", &crate::request::tests::sp_metadata(&sp)).await.unwrap();
+    assert!(one.registry.get(SP).is_some());
+    let report = one.refresh("turno-1").await.unwrap();
+    assert_eq!((report.loaded, report.errors.len()), (2, 0));
+
+    let rows = sqlx::query("SELECT payload FROM outbox ORDER BY id").fetch_all(db.pool()).await.unwrap();
+    let types: Vec<String> =
+        rows.iter().map(|r| Envelope::decode(r.get::<Vec<u8>, _>("payload").as_slice()).unwrap().r#type).collect();
+    assert_eq!(types, ["sp.added", "sp.removed", "sp.added", "sp.refreshed"]);
+}

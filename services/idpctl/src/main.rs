@@ -6,6 +6,7 @@ mod health;
 mod identity;
 mod notifications;
 mod requests;
+mod sp;
 mod targets;
 
 use std::process::ExitCode;
@@ -44,6 +45,9 @@ enum Command {
     /// Messages that could not be delivered, and retrying them.
     #[command(subcommand)]
     Notifications(notifications::NotificationsCommand),
+    /// The SAML service providers: list, add, remove, refresh.
+    #[command(subcommand)]
+    Sp(sp::SpCommand),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         Command::Requests(command) => runtime.block_on(requests::requests(&targets, cli.json, *command)),
         Command::Identity(command) => runtime.block_on(identity::run(&targets, cli.json, command)),
         Command::Notifications(command) => runtime.block_on(notifications::run(&targets, cli.json, command)),
+        Command::Sp(command) => runtime.block_on(sp::run(&targets, cli.json, command)),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
