@@ -398,3 +398,90 @@ async fn the_demo_sp_of_make_run_logs_in_at_level_two() {
     assert!(page.contains("Logged in") && page.contains("SpidL2"), "{page}");
     assert!(page.contains(holder["spid_code"].as_str().unwrap()), "{page}");
 }
+
+/// Issue 7 across processes over the real broker: a level-1 session is
+/// reused until `idpctl identity suspend`; then the session is gone and
+/// the holder's next login is answered with nr23.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspension_ends_sessions_and_the_next_login_gets_nr23() {
+    let s = stack().await;
+    let demo: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.dir.path().join("data").join("demo-users.json")).unwrap()).unwrap();
+    let holder = demo.as_array().unwrap().iter().find(|u| u["level"] == 1).unwrap().clone();
+    let (username, password) = (holder["username"].as_str().unwrap(), holder["password"].as_str().unwrap());
+    let spid_code = holder["spid_code"].as_str().unwrap();
+    let http = reqwest::Client::new();
+
+    let (id, page) = start(&s, &http, "redirect", "1").await;
+    let tx = hidden(&page, "tx").unwrap();
+    submit(&s, &http, "password", &[("tx", &tx), ("username", username), ("password", password), ("action", "login")])
+        .await;
+    let resp = http
+        .post(format!("{}/login/consent", s.gateway()))
+        .form(&[("tx", tx.as_str()), ("action", "accept")])
+        .send()
+        .await
+        .unwrap();
+    let cookie = resp.headers().get("set-cookie").unwrap().to_str().unwrap().split(';').next().unwrap().to_owned();
+    assert!(cookie.starts_with("spid_sso="), "{cookie}");
+    accept(&s, &resp.text().await.unwrap(), &id).unwrap();
+
+    // The session is reused: straight to the consent page.
+    let with_session = |url: String| {
+        let http = http.clone();
+        let cookie = cookie.clone();
+        async move { http.get(url).header("cookie", cookie).send().await.unwrap().text().await.unwrap() }
+    };
+    let request = |s: &Stack| {
+        sp(&[
+            "request",
+            "--dir",
+            &s.sp_dir(),
+            "--idp-metadata",
+            &s.idp_metadata(),
+            "--binding",
+            "redirect",
+            "--level",
+            "1",
+            "--relay",
+            "rs-1",
+        ])
+        .unwrap()
+    };
+    let page = with_session(request(&s)["url"].as_str().unwrap().to_owned()).await;
+    assert!(page.contains("login/consent"), "session reused: {page}");
+
+    // An operator suspends the identity.
+    let idpctl = |args: &[&str]| {
+        let out = Command::new(integration_tests::bin("idpctl"))
+            .arg("--identity-manager")
+            .arg(s.ports.grpc_url(ServiceName::IdentityManager))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    let (ok, out) =
+        idpctl(&["operators", "add", "--first", "--id", "admin", "--name", "Admin", "--role", "administrator"]);
+    assert!(ok, "{out}");
+    let (ok, out) =
+        idpctl(&["identity", "suspend", "--operator", "admin", spid_code, "--reason", "furto del telefono"]);
+    assert!(ok, "{out}");
+
+    // The session is gone: the login page again, and the login gets nr23.
+    let r = request(&s);
+    let page = with_session(r["url"].as_str().unwrap().to_owned()).await;
+    let tx = hidden(&page, "tx").unwrap_or_else(|| panic!("the login page, not the consent: {page}"));
+    let page = submit(
+        &s,
+        &http,
+        "password",
+        &[("tx", &tx), ("username", username), ("password", password), ("action", "login")],
+    )
+    .await;
+    let refused = accept(&s, &page, r["id"].as_str().unwrap()).unwrap_err();
+    assert!(refused.contains("ErrorCode nr23"), "{refused}");
+}

@@ -75,6 +75,15 @@ impl Directory for IdentityManager {
             .into_inner();
         Ok(r.attributes)
     }
+
+    async fn is_active(&self, spid_code: &str) -> Result<bool, Unavailable> {
+        let request = idpb::GetSecondFactorContactsRequest { spid_code: spid_code.to_owned() };
+        match self.client.clone().get_second_factor_contacts(request).await {
+            Ok(r) => Ok(r.into_inner().status() == idpb::IdentityStatus::Active),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(false),
+            Err(s) => Err(unavailable("identity-manager", &s)),
+        }
+    }
 }
 
 pub struct OtpService {

@@ -25,12 +25,14 @@ mod dev;
 pub mod http;
 pub mod keys;
 pub mod level;
+pub mod lifecycle;
 pub mod login;
 pub mod metadata;
 pub mod pages;
 pub mod registry;
 pub mod request;
 pub mod response;
+pub mod sessions;
 pub mod sp_admin;
 
 #[cfg(test)]
@@ -126,6 +128,15 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
     ));
     let report = admin.reload().await.map_err(RunError::new)?;
     tracing::info!(service_providers = report.loaded, errors = report.errors.len(), "SP registry loaded");
+    let sessions = Arc::new(sessions::Sessions { cache: deps.cache.clone(), lifetime: saml.sso_session });
+    let consumer = spid_events::run_consumer(
+        deps.bus.clone(),
+        lifecycle::CONSUMER_GROUP.to_owned(),
+        vec![spid_types::topics::LIFECYCLE],
+        Arc::new(lifecycle::Lifecycle { sessions: sessions.clone() }),
+        deps.metrics.clone(),
+        shutdown.clone(),
+    );
     let login = Arc::new(login::Login {
         settings: login::Settings {
             entity_id: saml.entity_id.clone(),
@@ -133,13 +144,13 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
             request_max_age: saml.request_max_age,
             clock_skew: saml.clock_skew,
             login_timeout: saml.login_timeout,
-            sso_session: saml.sso_session,
             password_attempts: saml.password_attempts,
             assertion_validity: saml.assertion_validity,
         },
         keys,
         registry: registry.clone(),
         cache: deps.cache.clone(),
+        sessions: sessions.clone(),
         directory: Arc::new(clients::IdentityManager::new(peer(identity))),
         second_factor: Arc::new(clients::OtpService::new(peer(otp))),
         db: deps.db.clone(),
@@ -166,7 +177,7 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
         common: deps.http_common(SERVICE, health),
         http_routes: routes,
         grpc: api::grpc(admin),
-        background: vec![Box::pin(relay.run(shutdown.clone())), Box::pin(refresh)],
+        background: vec![Box::pin(relay.run(shutdown.clone())), Box::pin(refresh), Box::pin(consumer)],
         listeners: deps.listeners,
     };
     spid_server::host::serve(parts, shutdown).await

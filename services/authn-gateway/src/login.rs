@@ -62,6 +62,9 @@ pub trait Directory: Send + Sync {
         transaction_id: &str,
     ) -> Result<PasswordCheck, Unavailable>;
     async fn attributes(&self, spid_code: &str, names: &[String]) -> Result<HashMap<String, String>, Unavailable>;
+    /// Whether the identity may log in now (not suspended, revoked,
+    /// expired or locked).
+    async fn is_active(&self, spid_code: &str) -> Result<bool, Unavailable>;
 }
 
 /// A challenge sent for the second factor.
@@ -164,21 +167,12 @@ pub enum View {
     },
 }
 
-/// An L1 single sign-on session (SAML-7).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct SsoSession {
-    pub spid_code: String,
-    pub authn_instant: DateTime<Utc>,
-    pub session_index: String,
-}
-
 pub struct Settings {
     pub entity_id: String,
     pub sso_locations: Vec<String>,
     pub request_max_age: Duration,
     pub clock_skew: Duration,
     pub login_timeout: Duration,
-    pub sso_session: Duration,
     pub password_attempts: u32,
     pub assertion_validity: Duration,
 }
@@ -188,6 +182,7 @@ pub struct Login {
     pub keys: Arc<crate::keys::IdpKeys>,
     pub registry: Arc<crate::registry::Registry>,
     pub cache: Arc<dyn Cache>,
+    pub sessions: Arc<crate::sessions::Sessions>,
     pub directory: Arc<dyn Directory>,
     pub second_factor: Arc<dyn SecondFactor>,
     pub db: spid_db::Db,
@@ -218,7 +213,6 @@ fn chrono_duration(d: Duration) -> chrono::Duration {
 }
 
 const TX_PREFIX: &str = "saml:tx:";
-const SSO_PREFIX: &str = "saml:sso:";
 
 /// A random 128-bit identifier, hex.
 pub fn random_token() -> String {
@@ -336,17 +330,16 @@ impl Login {
         }
     }
 
-    async fn sso_session(&self, id: Option<&str>) -> Result<Option<SsoSession>, LoginError> {
-        let Some(id) = id.filter(|i| i.len() == 32 && i.bytes().all(|b| b.is_ascii_hexdigit())) else {
+    /// The browser's live level-1 session, if the identity is still
+    /// active (a lifecycle event may not have arrived yet).
+    async fn sso_session(&self, id: Option<&str>) -> Result<Option<crate::sessions::SsoSession>, LoginError> {
+        let Some(id) = id else { return Ok(None) };
+        let Some(session) = self.sessions.get(id).await.map_err(internal)? else { return Ok(None) };
+        if !self.directory.is_active(&session.spid_code).await? {
+            self.sessions.end(id).await.map_err(internal)?;
             return Ok(None);
-        };
-        let raw = self.cache.get(&format!("{SSO_PREFIX}{id}")).await.map_err(internal)?;
-        Ok(raw.and_then(|r| serde_json::from_slice(&r).ok()))
-    }
-
-    /// Ends an L1 session (logout, or a lifecycle event for its identity).
-    pub async fn end_session(&self, id: &str) -> Result<(), LoginError> {
-        self.cache.delete(&format!("{SSO_PREFIX}{id}")).await.map_err(internal)
+        }
+        Ok(Some(session))
     }
 
     async fn store(&self, tx: &Transaction) -> Result<(), LoginError> {
@@ -518,11 +511,7 @@ impl Login {
         let attributes: Vec<(String, String)> =
             tx.attributes.iter().filter_map(|n| values.get(n).map(|v| (n.clone(), v.clone()))).collect();
         if let (Level::L1, Some(index)) = (level, &session_index) {
-            let id = random_token();
-            let session = SsoSession { spid_code: spid_code.clone(), authn_instant, session_index: index.clone() };
-            let bytes = serde_json::to_vec(&session).map_err(internal)?;
-            self.cache.set(&format!("{SSO_PREFIX}{id}"), &bytes, self.settings.sso_session).await.map_err(internal)?;
-            *sso_out = Some(id);
+            *sso_out = Some(self.sessions.create(&spid_code, authn_instant, index).await.map_err(internal)?);
         }
         let to = Addressee {
             sp_entity_id: &tx.sp_entity_id,

@@ -62,7 +62,14 @@ impl Directory for People {
         .collect();
         Ok(names.iter().filter_map(|n| all.get(n.as_str()).map(|v| (n.clone(), v.clone()))).collect())
     }
+
+    async fn is_active(&self, spid_code: &str) -> Result<bool, Unavailable> {
+        Ok(!SUSPENDED.lock().unwrap().contains(&spid_code.to_owned()))
+    }
 }
+
+/// Identities the fake directory reports as no longer active.
+static SUSPENDED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 #[derive(Default)]
 struct Codes(Mutex<u32>);
@@ -97,6 +104,7 @@ async fn world() -> World {
     crate::migrate(&db).await.unwrap();
     let sp = sp_key();
     let clock = Arc::new(ManualClock::new(now()));
+    let cache: Arc<dyn spid_cache::Cache> = Arc::new(spid_cache::MemoryCache::new());
     let login = Login {
         settings: Settings {
             entity_id: IDP.into(),
@@ -104,13 +112,13 @@ async fn world() -> World {
             request_max_age: std::time::Duration::from_secs(300),
             clock_skew: std::time::Duration::from_secs(60),
             login_timeout: std::time::Duration::from_secs(900),
-            sso_session: std::time::Duration::from_secs(3600),
             password_attempts: 3,
             assertion_validity: std::time::Duration::from_secs(300),
         },
         keys: Arc::new(IdpKeys::ephemeral(2048).unwrap()),
         registry: Arc::new(registry(&sp)),
-        cache: Arc::new(spid_cache::MemoryCache::new()),
+        cache: cache.clone(),
+        sessions: Arc::new(crate::sessions::Sessions { cache, lifetime: std::time::Duration::from_secs(3600) }),
         directory: Arc::new(People),
         second_factor: Arc::new(Codes::default()),
         db: db.clone(),
@@ -379,8 +387,12 @@ async fn level_1_session_is_reused_unless_forced_and_never_for_level_2() {
     assert!(matches!(w.start(set(l1("_s3"), "ForceAuthn", Some("true")), Some(&sso)).await, View::Password { .. }));
     assert!(matches!(w.start(request("_s4"), Some(&sso)).await, View::Password { .. }));
     assert!(matches!(w.start(l1("_s5"), Some("0123456789abcdef0123456789abcdef")).await, View::Password { .. }));
-    w.login.end_session(&sso).await.unwrap();
+    // A suspension not yet known through the lifecycle topic: the
+    // identity-manager's answer ends the session.
+    SUSPENDED.lock().unwrap().push("XIDP0000000001".into());
     assert!(matches!(w.start(l1("_s6"), Some(&sso)).await, View::Password { .. }));
+    SUSPENDED.lock().unwrap().clear();
+    assert!(matches!(w.start(l1("_s7"), Some(&sso)).await, View::Password { .. }), "and it stays ended");
 }
 
 #[tokio::test]
