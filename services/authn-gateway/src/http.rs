@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::anomaly::ErrorCode;
 use crate::login::{Login, View};
-use crate::metadata::{SSO_POST, SSO_REDIRECT};
+use crate::metadata::{SLO, SSO_POST, SSO_REDIRECT};
 use crate::pages::{Lang, Pages};
 use crate::request::Incoming;
 
@@ -37,6 +37,8 @@ pub fn routes(web_state: Arc<Web>) -> impl Fn(&mut web::ServiceConfig) + Send + 
             .route(SSO_REDIRECT, web::post().to(wrong_method))
             .route(SSO_POST, web::post().to(sso_post))
             .route(SSO_POST, web::get().to(wrong_method))
+            .route(SLO, web::get().to(slo_redirect))
+            .route(SLO, web::post().to(slo_post))
             .route("/login/password", web::post().to(password))
             .route("/login/code", web::post().to(code))
             .route("/login/consent", web::post().to(consent))
@@ -136,6 +138,34 @@ async fn receive(state: &Web, req: &HttpRequest, incoming: Result<Incoming, Erro
     let sso = cookie(req, SSO_COOKIE);
     match state.login.receive(incoming, &client_ip(req), sso.as_deref()).await {
         Ok(view) => respond(state, &view, lang, None),
+        Err(e) => unavailable(state, lang, &e),
+    }
+}
+
+async fn slo_redirect(state: web::Data<Web>, req: HttpRequest) -> HttpResponse {
+    let incoming = Incoming::from_redirect(req.query_string());
+    logout(&state, &req, incoming).await
+}
+
+async fn slo_post(state: web::Data<Web>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let incoming = std::str::from_utf8(&body).map_err(|_| ErrorCode::Nr04).and_then(Incoming::from_post);
+    logout(&state, &req, incoming).await
+}
+
+/// Single logout: the LogoutResponse form, and the browser's session
+/// cookie cleared.
+async fn logout(state: &Web, req: &HttpRequest, incoming: Result<Incoming, ErrorCode>) -> HttpResponse {
+    let lang = lang(req);
+    match state.login.logout(incoming).await {
+        Ok(view) => {
+            let mut resp = respond(state, &view, lang, None);
+            if matches!(view, View::Post { .. })
+                && let Ok(v) = header::HeaderValue::from_str(&format!("{SSO_COOKIE}=; Path=/; HttpOnly; Max-Age=0"))
+            {
+                resp.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            resp
+        }
         Err(e) => unavailable(state, lang, &e),
     }
 }

@@ -27,6 +27,7 @@ pub mod keys;
 pub mod level;
 pub mod lifecycle;
 pub mod login;
+pub mod logout;
 pub mod metadata;
 pub mod pages;
 pub mod registry;
@@ -141,6 +142,7 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
         settings: login::Settings {
             entity_id: saml.entity_id.clone(),
             sso_locations: description.sso_locations(),
+            slo_locations: vec![format!("{origin}{}", metadata::SLO)],
             request_max_age: saml.request_max_age,
             clock_skew: saml.clock_skew,
             login_timeout: saml.login_timeout,

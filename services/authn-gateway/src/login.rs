@@ -170,6 +170,8 @@ pub enum View {
 pub struct Settings {
     pub entity_id: String,
     pub sso_locations: Vec<String>,
+    /// The SingleLogoutService location (a LogoutRequest's Destination).
+    pub slo_locations: Vec<String>,
     pub request_max_age: Duration,
     pub clock_skew: Duration,
     pub login_timeout: Duration,
@@ -224,7 +226,7 @@ impl Login {
         self.clock.now()
     }
 
-    fn builder(&self) -> ResponseBuilder<'_> {
+    pub(crate) fn builder(&self) -> ResponseBuilder<'_> {
         ResponseBuilder {
             entity_id: &self.settings.entity_id,
             key: &self.keys.current,

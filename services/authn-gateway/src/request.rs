@@ -239,7 +239,7 @@ pub fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
 }
 
 /// xs:ID is an NCName.
-fn is_ncname(s: &str) -> bool {
+pub(crate) fn is_ncname(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
@@ -267,23 +267,37 @@ fn chosen_acs<'a>(req: &Element, sp: &'a ServiceProvider) -> Option<&'a Acs> {
 }
 
 /// Runs every check; see the module documentation for the order.
-pub fn check(incoming: &Incoming, ctx: &Context<'_>) -> Result<Checked, Refusal> {
-    let root = spid_xml::parse(&incoming.xml, Limits::default()).map_err(|_| Refusal::Page(ErrorCode::Nr04))?;
-
-    // The sender: the Issuer names whose registered keys must verify.
-    let issuer_el = root.first(SAML, "Issuer").ok_or(Refusal::Page(ErrorCode::Nr10))?;
-    let issuer = text(issuer_el).filter(|i| !i.is_empty()).ok_or(Refusal::Page(ErrorCode::Nr10))?;
-    let sp = ctx.registry.get(&issuer).ok_or(Refusal::Page(ErrorCode::Nr10))?;
+/// The message's sender, authenticated: the Issuer names the SP whose
+/// registered keys must verify the signature (a page otherwise: nr04 for
+/// what is not XML, nr10 for an unknown sender, nr05/nr07 for the
+/// signature). Used for AuthnRequests and LogoutRequests alike.
+pub fn authenticate(incoming: &Incoming, ctx: &Context<'_>) -> Result<(Element, Arc<ServiceProvider>), ErrorCode> {
+    let root = spid_xml::parse(&incoming.xml, Limits::default()).map_err(|_| ErrorCode::Nr04)?;
+    let issuer_el = root.first(SAML, "Issuer").ok_or(ErrorCode::Nr10)?;
+    let issuer = text(issuer_el).filter(|i| !i.is_empty()).ok_or(ErrorCode::Nr10)?;
+    let sp = ctx.registry.get(&issuer).ok_or(ErrorCode::Nr10)?;
     let keys = sp.verification_keys(ctx.now);
     match &incoming.signature {
         Some(sig) => {
-            let algorithm = SignatureAlgorithm::from_uri(&sig.algorithm).ok_or(Refusal::Page(ErrorCode::Nr05))?;
+            let algorithm = SignatureAlgorithm::from_uri(&sig.algorithm).ok_or(ErrorCode::Nr05)?;
             if !keys.iter().any(|k| algorithm.verify(k, &sig.signed, &sig.value)) {
-                return Err(Refusal::Page(ErrorCode::Nr05));
+                return Err(ErrorCode::Nr05);
             }
         }
-        None => verify_root(&root, &keys).map_err(|_| Refusal::Page(ErrorCode::Nr07))?,
+        None => verify_root(&root, &keys).map_err(|_| ErrorCode::Nr07)?,
     }
+    Ok((root, sp))
+}
+
+/// Whether `IssueInstant` is well formed and within the accepted window.
+pub fn fresh(instant: &str, ctx: &Context<'_>) -> bool {
+    parse_instant(instant).is_some_and(|t| t <= ctx.now + ctx.skew && t >= ctx.now - ctx.max_age)
+}
+
+/// Runs every check; see the module documentation for the order.
+pub fn check(incoming: &Incoming, ctx: &Context<'_>) -> Result<Checked, Refusal> {
+    let (root, sp) = authenticate(incoming, ctx).map_err(Refusal::Page)?;
+    let Some(issuer_el) = root.first(SAML, "Issuer") else { return Err(Refusal::Page(ErrorCode::Nr10)) };
 
     // From here on the sender is known: errors go back to it.
     let acs = chosen_acs(&root, &sp);
@@ -310,9 +324,8 @@ pub fn check(incoming: &Incoming, ctx: &Context<'_>) -> Result<Checked, Refusal>
         return Err(Refusal::Page(ErrorCode::Nr10));
     }
     let issue_instant = root.attribute("IssueInstant").unwrap_or_default().to_owned();
-    match parse_instant(&issue_instant) {
-        Some(t) if t <= ctx.now + ctx.skew && t >= ctx.now - ctx.max_age => {}
-        _ => return Err(to_sp(ErrorCode::Nr13)),
+    if !fresh(&issue_instant, ctx) {
+        return Err(to_sp(ErrorCode::Nr13));
     }
     let destination = root.attribute("Destination").unwrap_or_default();
     if destination != ctx.entity_id && !ctx.sso_locations.iter().any(|l| l == destination) {

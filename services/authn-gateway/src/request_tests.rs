@@ -490,3 +490,58 @@ fn refusals_to_the_sp_keep_the_request_id_and_relay_state() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The signature-wrapping family against the intake: a signed request
+/// moved under a forged root, a forged request carrying a real signature,
+/// and the signed request's content changed in a comment-safe way — all
+/// refused as unauthenticated (nr07); deep, huge and entity-laden documents
+/// refused as malformed (nr04).
+#[test]
+fn wrapping_oversized_nested_and_entity_documents_are_refused() {
+    let env = Env::new();
+    let mut signed = request("_orig");
+    env.key.sign_enveloped(&mut signed, &[], 1).unwrap();
+    let sig = signed.first(spid_xml::ns::DSIG, "Signature").unwrap().clone();
+    let as_post = |e: &Element| Incoming::from_post(&format!("SAMLRequest={}", enc(&B64.encode(e.to_xml())))).unwrap();
+
+    // Forged root (level 1, another ACS) with the original inside Extensions.
+    let mut forged = set(level_one(request("_orig")), "AssertionConsumerServiceIndex", Some("1"));
+    forged.children.insert(1, Node::Element(sig.clone()));
+    forged.children.push(Node::Element(Element::new(Some("samlp"), "Extensions", Some(SAMLP)).child(signed.clone())));
+    assert_eq!(page(env.check(&as_post(&forged))), ErrorCode::Nr07);
+    // Forged root with its own ID referencing nothing it signed.
+    let mut forged = set(level_one(request("_forged")), "ID", Some("_forged"));
+    forged.children.insert(1, Node::Element(sig));
+    assert_eq!(page(env.check(&as_post(&forged))), ErrorCode::Nr07);
+    // A comment inside the signed Issuer does not change what is read.
+    let xml = signed.to_xml().replace(">https://sp.example.it<", ">https://sp.example<!---->.it<");
+    let c = env.check(&Incoming::from_post(&format!("SAMLRequest={}", enc(&B64.encode(xml)))).unwrap()).unwrap();
+    assert_eq!(c.sp.entity_id, SP);
+
+    // Nested 1000 deep inside a signed request; a billion-laughs DTD; 200 KiB.
+    let deep = format!("{}{}", "<a>".repeat(1000), "</a>".repeat(1000));
+    let xml = signed.to_xml().replace("</samlp:AuthnRequest>", &format!("{deep}</samlp:AuthnRequest>"));
+    assert_eq!(
+        page(env.check(&Incoming::from_post(&format!("SAMLRequest={}", enc(&B64.encode(xml)))).unwrap())),
+        ErrorCode::Nr04
+    );
+    let laughs = format!(
+        r#"<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>{}"#,
+        signed.to_xml()
+    );
+    assert_eq!(
+        page(env.check(&Incoming::from_post(&format!("SAMLRequest={}", enc(&B64.encode(laughs)))).unwrap())),
+        ErrorCode::Nr04
+    );
+    let huge = format!("SAMLRequest={}", enc(&B64.encode("x".repeat(200 * 1024))));
+    assert_eq!(Incoming::from_post(&huge).unwrap_err(), ErrorCode::Nr04);
+}
+
+fn level_one(mut e: Element) -> Element {
+    if let Some(Node::Element(rac)) = e.children.get_mut(2) {
+        rac.children = vec![Node::Element(
+            Element::new(Some("saml"), "AuthnContextClassRef", Some(SAML)).text("https://www.spid.gov.it/SpidL1"),
+        )];
+    }
+    e
+}

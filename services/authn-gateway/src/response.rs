@@ -109,6 +109,35 @@ impl ResponseBuilder<'_> {
         Ok(Built { xml: response.to_xml(), response_id: id, issue_instant, assertion_id: None, name_id: None })
     }
 
+    /// The answer to a LogoutRequest (SAML-8): Success, or Requester when
+    /// the request was not acceptable.
+    pub fn logout_response(
+        &self,
+        destination: &str,
+        in_response_to: Option<&str>,
+        success: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Built, SignError> {
+        let id = new_id();
+        let issue_instant = instant(now);
+        let mut r = samlp("LogoutResponse")
+            .declare(Some("samlp"), SAMLP)
+            .declare(Some("saml"), SAML)
+            .attr("ID", &id)
+            .attr("Version", "2.0")
+            .attr("IssueInstant", &issue_instant)
+            .attr("Destination", destination);
+        if let Some(irt) = in_response_to {
+            r = r.attr("InResponseTo", irt);
+        }
+        let value = if success { "Success" } else { "Requester" };
+        let mut response = r
+            .child(issuer(self.entity_id))
+            .child(samlp("Status").child(samlp("StatusCode").attr("Value", format!("{STATUS}{value}"))));
+        self.key.sign_enveloped(&mut response, &[], 1)?;
+        Ok(Built { xml: response.to_xml(), response_id: id, issue_instant, assertion_id: None, name_id: None })
+    }
+
     /// A success: the signed Assertion inside the signed Response.
     pub fn success(
         &self,

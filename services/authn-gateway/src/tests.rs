@@ -109,6 +109,7 @@ async fn world() -> World {
         settings: Settings {
             entity_id: IDP.into(),
             sso_locations: vec![SSO_REDIRECT.into(), SSO_POST.into()],
+            slo_locations: vec![format!("{IDP}/saml/slo")],
             request_max_age: std::time::Duration::from_secs(300),
             clock_skew: std::time::Duration::from_secs(60),
             login_timeout: std::time::Duration::from_secs(900),
@@ -504,4 +505,64 @@ async fn operators_add_and_remove_service_providers_for_every_replica() {
     let types: Vec<String> =
         rows.iter().map(|r| Envelope::decode(r.get::<Vec<u8>, _>("payload").as_slice()).unwrap().r#type).collect();
     assert_eq!(types, ["sp.added", "sp.removed", "sp.added", "sp.refreshed"]);
+}
+
+/// Single logout: the SP's signed LogoutRequest ends the level-1 session its
+/// SessionIndex names and gets a signed LogoutResponse; a malformed one is
+/// answered Requester and ends nothing.
+#[tokio::test]
+async fn single_logout_ends_the_level_1_session() {
+    let w = world().await;
+    let l1 = |id: &str| set(level(request(id), "https://www.spid.gov.it/SpidL1"), "ForceAuthn", None);
+    let tx = tx_of(&w.start(l1("_a"), None).await);
+    w.login.password(&tx, "mario@example.it", "Giusta#2026").await.unwrap();
+    let mut sso = None;
+    let (_, root) = response(&w.login.consent(&tx, true, &mut sso).await.unwrap());
+    let sso = sso.unwrap();
+    let assertion = root.first(SAML, "Assertion").unwrap();
+    let index = assertion.first(SAML, "AuthnStatement").unwrap().attribute("SessionIndex").unwrap().to_owned();
+    let name_id = assertion.first(SAML, "Subject").unwrap().first(SAML, "NameID").unwrap().clone();
+
+    let logout_request = |id: &str, index: Option<&str>| {
+        let mut e = Element::new(Some("samlp"), "LogoutRequest", Some(SAMLP))
+            .declare(Some("samlp"), SAMLP)
+            .declare(Some("saml"), SAML)
+            .attr("ID", id)
+            .attr("Version", "2.0")
+            .attr("IssueInstant", "2026-12-02T09:59:59Z")
+            .attr("Destination", format!("{IDP}/saml/slo"))
+            .child(
+                Element::new(Some("saml"), "Issuer", Some(SAML))
+                    .attr("Format", crate::request::ENTITY_FORMAT)
+                    .attr("NameQualifier", SP)
+                    .text(SP),
+            )
+            .child(name_id.clone());
+        if let Some(i) = index {
+            e = e.child(Element::new(Some("samlp"), "SessionIndex", Some(SAMLP)).text(i));
+        }
+        post(&w.sp, e, Some("rs"))
+    };
+    let status_of = |view: &View| {
+        let View::Post { saml_response, acs_url, .. } = view else { panic!("{view:?}") };
+        assert_eq!(acs_url, &format!("{SP}/slo"));
+        let xml = B64.decode(saml_response).unwrap();
+        let root = spid_xml::parse(&xml, Limits::default()).unwrap();
+        assert!(root.is(SAMLP, "LogoutResponse"));
+        spid_xml::dsig::verify_root(&root, &[w.login.keys.current.certificate.public_key().unwrap()]).unwrap();
+        (root.attribute("InResponseTo").unwrap().to_owned(), status(&root).0)
+    };
+    // Without a SessionIndex: refused, the session stays.
+    let view = w.login.logout(Ok(logout_request("_lo1", None))).await.unwrap();
+    assert_eq!(status_of(&view), ("_lo1".into(), "urn:oasis:names:tc:SAML:2.0:status:Requester".into()));
+    assert!(w.login.sessions.get(&sso).await.unwrap().is_some());
+    // The right one ends it.
+    let view = w.login.logout(Ok(logout_request("_lo2", Some(&index)))).await.unwrap();
+    assert_eq!(status_of(&view), ("_lo2".into(), "urn:oasis:names:tc:SAML:2.0:status:Success".into()));
+    assert!(w.login.sessions.get(&sso).await.unwrap().is_none());
+    // Signed by a stranger: a page.
+    let mut e = request("_x");
+    e.local = "LogoutRequest".into();
+    let view = w.login.logout(Ok(post(&sp_key(), e, None))).await.unwrap();
+    assert_eq!(view, View::Error(ErrorCode::Nr07));
 }

@@ -1,0 +1,71 @@
+//! Single logout for level-1 sessions (SAML-8): a service provider's signed
+//! LogoutRequest (either binding) ends the session its SessionIndex names,
+//! and a signed LogoutResponse goes back by HTTP-POST to the SP's
+//! SingleLogoutService. Logging out is idempotent: a session already gone
+//! is a success. Other SPs of the same session are not called
+//! (propagation is not implemented).
+
+use spid_xml::ns::{SAML, SAMLP};
+
+use crate::anomaly::ErrorCode;
+use crate::login::{Login, LoginError, View};
+use crate::registry::HTTP_POST;
+use crate::request::{Context, Incoming, authenticate, fresh, is_ncname};
+
+impl Login {
+    pub async fn logout(&self, incoming: Result<Incoming, ErrorCode>) -> Result<View, LoginError> {
+        let incoming = match incoming {
+            Ok(i) => i,
+            Err(code) => return Ok(View::Error(code)),
+        };
+        let ctx = Context {
+            registry: &self.registry,
+            entity_id: &self.settings.entity_id,
+            sso_locations: &self.settings.slo_locations,
+            now: self.clock.now(),
+            max_age: chrono::Duration::from_std(self.settings.request_max_age).unwrap_or(chrono::Duration::MAX),
+            skew: chrono::Duration::from_std(self.settings.clock_skew).unwrap_or(chrono::Duration::MAX),
+        };
+        let (root, sp) = match authenticate(&incoming, &ctx) {
+            Ok(found) => found,
+            Err(code) => return Ok(View::Error(code)),
+        };
+        let Some(endpoint) = sp.logout.iter().find(|e| e.binding == HTTP_POST) else {
+            return Ok(View::Error(ErrorCode::Nr06));
+        };
+        let destination = endpoint.response_location.clone().unwrap_or_else(|| endpoint.location.clone());
+        let id = root.attribute("ID").filter(|i| is_ncname(i));
+        let dest = root.attribute("Destination").unwrap_or_default();
+        let indexes: Vec<String> = root
+            .children_named(SAMLP, "SessionIndex")
+            .filter_map(|i| i.text_content())
+            .map(|t| t.trim().to_owned())
+            .collect();
+        let acceptable = root.is(SAMLP, "LogoutRequest")
+            && root.attribute("Version") == Some("2.0")
+            && id.is_some()
+            && fresh(root.attribute("IssueInstant").unwrap_or_default(), &ctx)
+            && (dest == self.settings.entity_id || self.settings.slo_locations.iter().any(|l| l == dest))
+            && root.first(SAML, "NameID").and_then(|n| n.text_content()).is_some_and(|n| !n.trim().is_empty())
+            && !indexes.is_empty();
+        if acceptable {
+            for index in &indexes {
+                if let Some(spid_code) =
+                    self.sessions.end_by_index(index).await.map_err(|e| LoginError::Internal(e.to_string()))?
+                {
+                    tracing::info!(spid_code, sp = %sp.entity_id, "level-1 session ended by single logout");
+                }
+            }
+        }
+        let built = self
+            .builder()
+            .logout_response(&destination, id, acceptable, self.clock.now())
+            .map_err(|e| LoginError::Internal(e.to_string()))?;
+        use base64::Engine;
+        Ok(View::Post {
+            acs_url: destination,
+            saml_response: base64::engine::general_purpose::STANDARD.encode(built.xml.as_bytes()),
+            relay_state: incoming.relay_state,
+        })
+    }
+}
