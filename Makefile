@@ -64,6 +64,7 @@ bench:
 	$(CARGO) bench -p spid-events --bench pipeline
 	$(CARGO) bench -p identity-manager --bench credential_check
 	$(CARGO) bench -p otp-service --bench verifications
+	$(CARGO) bench -p authn-gateway --bench responses
 	$(CARGO) build --release -p idp
 	SPID_TANSU_BIN=$$(deploy/dev/install-tansu.sh) $(CARGO) bench -p integration-tests --bench audit_ingest
 	SPID_TANSU_BIN=$$(deploy/dev/install-tansu.sh) $(CARGO) bench -p integration-tests --bench notification_delivery
