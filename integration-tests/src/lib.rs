@@ -230,6 +230,11 @@ impl ServiceProcess {
         self.child = Some(child);
     }
 
+    /// The process id while it runs (CPU accounting in benchmarks).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Waits until `/readyz` answers 200; panics with the process log if not.
     pub async fn wait_ready(&mut self, within: Duration) {
         let client = reqwest::Client::new();

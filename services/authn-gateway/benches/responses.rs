@@ -68,7 +68,10 @@ fn main() {
     let raw = openssl_speed();
     println!("signed SAML Responses, one core, RSA-3072 ({n} Responses of {} bytes)", bytes / n);
     println!("  reference: openssl speed rsa3072      {raw:>8.0} signs/s");
-    println!("  Responses (2 signatures each)        {responses:>8.0} /s   {:.2}x the raw signing speed", responses / raw);
+    println!(
+        "  Responses (2 signatures each)        {responses:>8.0} /s   {:.2}x the raw signing speed",
+        responses / raw
+    );
     println!(
         "  signatures inside them               {:>8.0} /s   {:.2}x the raw signing speed (target >= 0.70)",
         2.0 * responses,

@@ -23,7 +23,7 @@ use spid_xml::Element;
 use spid_xml::dsig::{SignatureAlgorithm, SigningKey};
 use spid_xml::ns::{SAML, SAMLP};
 
-use crate::registry::{Acs, AttributeService, ServiceProvider};
+use crate::registry::ServiceProvider;
 use crate::request::{ENTITY_FORMAT, TRANSIENT};
 
 pub const PATH: &str = "/demo-sp";
@@ -93,66 +93,24 @@ impl DemoSp {
         })
     }
 
-    /// The registry entry that makes the IdP accept this SP.
-    pub fn service_provider(&self) -> ServiceProvider {
-        ServiceProvider {
-            entity_id: self.entity_id.clone(),
-            signing_certs: vec![self.key.certificate.clone()],
-            acs: vec![Acs { index: 0, location: self.acs.clone(), is_default: true }],
-            attribute_services: vec![AttributeService {
-                index: 0,
-                name: "Demo".into(),
-                attributes: ATTRIBUTES.iter().map(|a| (*a).to_owned()).collect(),
-            }],
-            logout: Vec::new(),
-            source: "development demo SP".into(),
-        }
+    /// The registry entry that makes the IdP accept this SP: its own
+    /// metadata, read as any other.
+    pub fn service_provider(&self) -> Result<ServiceProvider, DemoError> {
+        let xml = metadata_xml(&self.entity_id, &self.acs, &self.key.certificate)?;
+        let mut sps = crate::registry::parse_metadata(xml.as_bytes(), None, "development demo SP").map_err(err)?;
+        sps.pop().ok_or_else(|| DemoError("no SP in the demo metadata".into()))
     }
 
     /// The signed Redirect URL of a new AuthnRequest at `level`.
     async fn login_url(&self, level: u8) -> Result<String, DemoError> {
         let id = crate::response::new_id();
-        let now = self.clock.now().to_rfc3339_opts(SecondsFormat::Secs, true);
-        let saml = |l: &str| Element::new(Some("saml"), l, Some(SAML));
-        let samlp = |l: &str| Element::new(Some("samlp"), l, Some(SAMLP));
-        let request = samlp("AuthnRequest")
-            .declare(Some("samlp"), SAMLP)
-            .declare(Some("saml"), SAML)
-            .attr("ID", &id)
-            .attr("Version", "2.0")
-            .attr("IssueInstant", now)
-            .attr("Destination", &self.sso_redirect)
-            .attr("ForceAuthn", "true")
-            .attr("AssertionConsumerServiceIndex", "0")
-            .attr("AttributeConsumingServiceIndex", "0")
-            .child(
-                saml("Issuer")
-                    .attr("Format", ENTITY_FORMAT)
-                    .attr("NameQualifier", &self.entity_id)
-                    .text(&self.entity_id),
-            )
-            .child(samlp("NameIDPolicy").attr("Format", TRANSIENT))
-            .child(
-                samlp("RequestedAuthnContext")
-                    .attr("Comparison", "minimum")
-                    .child(saml("AuthnContextClassRef").text(format!("https://www.spid.gov.it/SpidL{level}"))),
-            );
-        let mut deflater = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-        deflater.write_all(request.to_xml().as_bytes()).map_err(err)?;
-        let deflated = deflater.finish().map_err(err)?;
-        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let signed = format!(
-            "SAMLRequest={}&RelayState={}&SigAlg={}",
-            enc(&B64.encode(deflated)),
-            enc("demo"),
-            enc(SignatureAlgorithm::RsaSha256.uri())
-        );
-        let signature = self.key.sign_bytes(signed.as_bytes()).map_err(err)?;
+        let url =
+            signed_redirect_url(&self.sso_redirect, &self.entity_id, &self.key, &id, level, self.clock.now(), false)?;
         self.cache
             .set(&format!("demo-sp:request:{id}"), b"1", std::time::Duration::from_secs(900))
             .await
             .map_err(err)?;
-        Ok(format!("{}?{signed}&Signature={}", self.sso_redirect, enc(&B64.encode(signature))))
+        Ok(url)
     }
 
     /// What the Response says, after its signature and InResponseTo are
@@ -205,6 +163,92 @@ impl DemoSp {
             Err(e) => HttpResponse::InternalServerError().body(e.to_string()),
         }
     }
+}
+
+/// Minimal SPID SP metadata: one signing certificate, ACS 0 (HTTP-POST),
+/// attribute service 0 asking the demo attributes.
+pub fn metadata_xml(entity_id: &str, acs: &str, certificate: &openssl::x509::X509) -> Result<String, DemoError> {
+    let der = B64.encode(certificate.to_der().map_err(err)?);
+    let md = |l: &str| Element::new(Some("md"), l, Some(spid_xml::ns::MD));
+    let ds = |l: &str| Element::new(Some("ds"), l, Some(spid_xml::ns::DSIG));
+    let mut service = md("AttributeConsumingService")
+        .attr("index", "0")
+        .child(md("ServiceName").ns_attr("xml", "lang", spid_xml::ns::XML, "it").text("Demo"));
+    for a in ATTRIBUTES {
+        service = service.child(md("RequestedAttribute").attr("Name", a));
+    }
+    let root = md("EntityDescriptor")
+        .declare(Some("md"), spid_xml::ns::MD)
+        .declare(Some("ds"), spid_xml::ns::DSIG)
+        .attr("entityID", entity_id)
+        .child(
+            md("SPSSODescriptor")
+                .attr("protocolSupportEnumeration", "urn:oasis:names:tc:SAML:2.0:protocol")
+                .attr("AuthnRequestsSigned", "true")
+                .child(
+                    md("KeyDescriptor")
+                        .attr("use", "signing")
+                        .child(ds("KeyInfo").child(ds("X509Data").child(ds("X509Certificate").text(der)))),
+                )
+                .child(md("NameIDFormat").text(TRANSIENT))
+                .child(
+                    md("AssertionConsumerService")
+                        .attr("index", "0")
+                        .attr("isDefault", "true")
+                        .attr("Binding", crate::registry::HTTP_POST)
+                        .attr("Location", acs),
+                )
+                .child(service),
+        );
+    Ok(root.to_xml())
+}
+
+/// A service provider's signed HTTP-Redirect AuthnRequest URL (ACS and
+/// attribute service index 0, transient NameID, comparison minimum): the
+/// demo SP's, and the load generator's in `make bench`.
+pub fn signed_redirect_url(
+    sso_redirect: &str,
+    entity_id: &str,
+    key: &SigningKey,
+    id: &str,
+    level: u8,
+    now: chrono::DateTime<chrono::Utc>,
+    reuse_session: bool,
+) -> Result<String, DemoError> {
+    let saml = |l: &str| Element::new(Some("saml"), l, Some(SAML));
+    let samlp = |l: &str| Element::new(Some("samlp"), l, Some(SAMLP));
+    let mut request = samlp("AuthnRequest")
+        .declare(Some("samlp"), SAMLP)
+        .declare(Some("saml"), SAML)
+        .attr("ID", id)
+        .attr("Version", "2.0")
+        .attr("IssueInstant", now.to_rfc3339_opts(SecondsFormat::Secs, true))
+        .attr("Destination", sso_redirect);
+    if !reuse_session {
+        request = request.attr("ForceAuthn", "true");
+    }
+    let request = request
+        .attr("AssertionConsumerServiceIndex", "0")
+        .attr("AttributeConsumingServiceIndex", "0")
+        .child(saml("Issuer").attr("Format", ENTITY_FORMAT).attr("NameQualifier", entity_id).text(entity_id))
+        .child(samlp("NameIDPolicy").attr("Format", TRANSIENT))
+        .child(
+            samlp("RequestedAuthnContext")
+                .attr("Comparison", "minimum")
+                .child(saml("AuthnContextClassRef").text(format!("https://www.spid.gov.it/SpidL{level}"))),
+        );
+    let mut deflater = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    deflater.write_all(request.to_xml().as_bytes()).map_err(err)?;
+    let deflated = deflater.finish().map_err(err)?;
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let signed = format!(
+        "SAMLRequest={}&RelayState={}&SigAlg={}",
+        enc(&B64.encode(deflated)),
+        enc("demo"),
+        enc(SignatureAlgorithm::RsaSha256.uri())
+    );
+    let signature = key.sign_bytes(signed.as_bytes()).map_err(err)?;
+    Ok(format!("{sso_redirect}?{signed}&Signature={}", enc(&B64.encode(signature))))
 }
 
 pub fn routes(demo: Option<Arc<DemoSp>>) -> impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static {

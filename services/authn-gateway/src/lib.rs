@@ -99,7 +99,7 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
             deps.clock.clone(),
         )
         .map_err(RunError::new)?;
-        registry.add(demo.service_provider());
+        registry.add(demo.service_provider().map_err(RunError::new)?);
         Some(Arc::new(demo))
     } else {
         None
