@@ -42,13 +42,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks / 100.0
 }
 
-fn hidden(page: &str, name: &str) -> Option<String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = page.find(&marker)? + marker.len();
-    let end = page[start..].find('"')? + start;
-    Some(page[start..end].replace("&#x2f;", "/"))
-}
-
 /// One Argon2id verification with the production parameters.
 fn argon2_reference() -> Duration {
     use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -68,7 +61,7 @@ fn argon2_reference() -> Duration {
 async fn login(http: &reqwest::Client, url: &str, public: &str, user: &str, password: &str) -> Duration {
     let started = Instant::now();
     let page = http.get(url).send().await.unwrap().text().await.unwrap();
-    let tx = hidden(&page, "tx").unwrap_or_else(|| panic!("no login page: {page}"));
+    let tx = integration_tests::hidden_field(&page, "tx").unwrap_or_else(|| panic!("no login page: {page}"));
     let page = http
         .post(format!("{public}/login/password"))
         .form(&[("tx", tx.as_str()), ("username", user), ("password", password), ("action", "login")])

@@ -440,3 +440,20 @@ impl Drop for Fixture {
         let _ = self.child.wait();
     }
 }
+
+/// The value of a hidden form field in a page of the gateway, with the
+/// HTML escaping of attribute values undone.
+pub fn hidden_field(page: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker)? + marker.len();
+    let end = page[start..].find('"')? + start;
+    Some(
+        page[start..end]
+            .replace("&#x2f;", "/")
+            .replace("&#x27;", "'")
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&"),
+    )
+}

@@ -164,3 +164,127 @@ async fn a_level_two_holder_uses_sms_codes_an_authenticator_and_the_bound_app() 
     let r = challenges.verify(verify(&qr.challenge_id, "tx-4", "")).await.unwrap().into_inner();
     assert_eq!(r.outcome(), Outcome::Refused);
 }
+
+/// Issue 5's login in `make run`: the demo SP's level-2 login through the
+/// gateway's pages with each second factor — the authenticator app (codes
+/// from Python's hmac), a push approved on the device simulator, and a QR
+/// code the simulator scans and approves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn level_two_logins_in_make_run_with_the_app_push_and_qr() {
+    use integration_tests::hidden_field;
+    let data = tempfile::tempdir().unwrap();
+    let ports = Ports::allocate();
+    let _dev = DevProcess::start(&ports, data.path(), &[]).await;
+    let demo: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.path().join("demo-users.json")).unwrap()).unwrap();
+    let holder = demo.as_array().unwrap().iter().find(|u| u["level"] == 2).unwrap();
+    let spid_code = holder["spid_code"].as_str().unwrap().to_owned();
+    let (username, password) = (holder["username"].as_str().unwrap(), holder["password"].as_str().unwrap());
+    let public = ports.http_url(ServiceName::AuthnGateway);
+    let http = reqwest::Client::new();
+    let post = |path: &str, form: Vec<(&'static str, String)>| {
+        let http = http.clone();
+        let url = format!("{public}{path}");
+        async move { http.post(url).form(&form).send().await.unwrap().text().await.unwrap() }
+    };
+    // The reserved area enrols an authenticator and activates the app.
+    let mut apps = AuthenticatorsClient::connect(ports.grpc_url(ServiceName::OtpService)).await.unwrap();
+    let enrolled =
+        apps.enrol(EnrolRequest { spid_code: spid_code.clone(), account: "demo".into() }).await.unwrap().into_inner();
+    let confirm = ConfirmRequest {
+        spid_code: spid_code.clone(),
+        token_id: enrolled.token_id.clone(),
+        code: python_totp(&enrolled.provisioning_uri, 0),
+    };
+    assert!(apps.confirm(confirm).await.unwrap().into_inner().confirmed);
+    let mut activation = DeviceActivationClient::connect(ports.grpc_url(ServiceName::OtpService)).await.unwrap();
+    let code = activation
+        .activate(ActivateRequest { spid_code: spid_code.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .activation_code;
+    let state = data.path().join("device.json");
+    let device = |args: &[&str]| {
+        let out = Command::new(bin("spid-device"))
+            .arg("--otp")
+            .arg(ports.grpc_url(ServiceName::OtpService))
+            .arg("--state")
+            .arg(&state)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    let (ok, text) = device(&["bind", "--activation-code", &code, "--pin", "a7k2m9", "--name", "Pixel"]);
+    assert!(ok, "{text}");
+
+    // Up to the second-factor page, then switched to `method`.
+    let second_factor = |method: &'static str| {
+        let http = http.clone();
+        let public = public.clone();
+        let post = post.clone();
+        async move {
+            let page = http.get(format!("{public}/demo-sp/login?level=2")).send().await.unwrap().text().await.unwrap();
+            let tx = hidden_field(&page, "tx").unwrap();
+            let page = post(
+                "/login/password",
+                vec![
+                    ("tx", tx.clone()),
+                    ("username", username.into()),
+                    ("password", password.into()),
+                    ("action", "login".into()),
+                ],
+            )
+            .await;
+            assert!(page.contains(&format!("method:{method}")), "{method} offered: {page}");
+            let page = post("/login/code", vec![("tx", tx.clone()), ("action", format!("method:{method}"))]).await;
+            (tx, page)
+        }
+    };
+    let finish = |tx: String| {
+        let post = post.clone();
+        async move {
+            let page = post("/login/consent", vec![("tx", tx), ("action", "accept".into())]).await;
+            let response = hidden_field(&page, "SAMLResponse").unwrap_or_else(|| panic!("{page}"));
+            let page = post("/demo-sp/acs", vec![("SAMLResponse", response), ("RelayState", "demo".into())]).await;
+            assert!(page.contains("Logged in") && page.contains("SpidL2"), "{page}");
+        }
+    };
+
+    // The authenticator app.
+    let (tx, page) = second_factor("totp").await;
+    assert!(page.contains("Digita il codice mostrato dalla tua app"), "the authenticator page: {page}");
+    let page = post(
+        "/login/code",
+        vec![("tx", tx.clone()), ("code", python_totp(&enrolled.provisioning_uri, 1)), ("action", "verify".into())],
+    )
+    .await;
+    assert!(page.contains("login/consent"), "{page}");
+    finish(tx).await;
+
+    // A push, approved on the app.
+    let (tx, page) = second_factor("push").await;
+    assert!(page.contains("Pixel"), "{page}");
+    let page = post("/login/code", vec![("tx", tx.clone()), ("action", "verify".into())]).await;
+    assert!(page.contains("non ha ancora risposto"), "pending: {page}");
+    let (ok, text) = device(&["approve", "--wait", "10"]);
+    assert!(ok && text.contains("approved"), "{text}");
+    let page = post("/login/code", vec![("tx", tx.clone()), ("action", "verify".into())]).await;
+    assert!(page.contains("login/consent"), "{page}");
+    finish(tx).await;
+
+    // A QR code, scanned and approved.
+    let (tx, page) = second_factor("qr").await;
+    assert!(page.contains("<svg"), "the QR image: {page}");
+    let start = page.find("spid-idp-qr:v1:").unwrap();
+    let payload: String = page[start..].chars().take_while(|c| *c != '<').collect();
+    let (ok, text) = device(&["scan", "--qr", &payload]);
+    assert!(ok, "{text}");
+    let page = post("/login/code", vec![("tx", tx.clone()), ("action", "verify".into())]).await;
+    assert!(page.contains("login/consent"), "{page}");
+    finish(tx).await;
+}

@@ -37,21 +37,8 @@ fn sp(args: &[&str]) -> Result<serde_json::Value, String> {
     }
 }
 
-/// Undoes the HTML escaping of attribute values.
-fn unescape(s: &str) -> String {
-    s.replace("&#x2f;", "/")
-        .replace("&#x27;", "'")
-        .replace("&quot;", "\"")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
-
 fn hidden(page: &str, name: &str) -> Option<String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = page.find(&marker)? + marker.len();
-    let end = page[start..].find('"')? + start;
-    Some(unescape(&page[start..end]))
+    integration_tests::hidden_field(page, name)
 }
 
 struct Stack {

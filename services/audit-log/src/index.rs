@@ -154,7 +154,9 @@ pub fn index(e: &Envelope) -> Result<Indexed, ServiceError> {
         out.keys.push((SearchKey::AuthenticationOf, a.spid_code.clone()));
     }
     if let Some(ev) = decode::<EvidenceRecorded>(e)? {
-        field("spid_code", &ev.spid_code, true)?;
+        // Evidence uploaded during registration comes before any spidCode:
+        // it is kept (and its retention clock waits) all the same.
+        field("spid_code", &ev.spid_code, false)?;
         field("evidence_id", &ev.evidence_id, true)?;
         field("kind", &ev.kind, true)?;
         field("storage_ref", &ev.storage_ref, true)?;

@@ -483,3 +483,22 @@ async fn retention_drops_whole_months() {
     let v = f.log.verify(None, None).await.unwrap();
     assert_eq!((v.records_checked, v.broken), (2, None));
 }
+
+/// An applicant's upload comes before any spidCode (identity-manager sends
+/// it with the request as aggregate): it is recorded, not set aside.
+#[tokio::test]
+async fn evidence_of_an_applicant_without_a_spid_code_is_recorded() {
+    let f = fixture().await;
+    let ev = EvidenceRecorded {
+        spid_code: String::new(),
+        evidence_id: "ev-applicant".into(),
+        kind: "identity-document-scan".into(),
+        storage_ref: "evidence/ev-applicant".into(),
+        content_sha256: "cd".repeat(32),
+    };
+    let event = EventBuilder::new("identity-manager", "evidence.recorded", "request-1", &f.clock).payload(&ev).build();
+    f.log.record(&event).await.unwrap();
+    let pool = f.log.store.db().pool().clone();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_evidence").fetch_one(&pool).await.unwrap();
+    assert_eq!(n, 1);
+}

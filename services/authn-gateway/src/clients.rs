@@ -107,15 +107,20 @@ fn method_name(m: otppb::Method) -> &'static str {
     }
 }
 
+fn method_of(name: &str) -> Option<otppb::Method> {
+    Some(match name {
+        "sms" => otppb::Method::Sms,
+        "email" => otppb::Method::Email,
+        "totp" => otppb::Method::Totp,
+        "push" => otppb::Method::Push,
+        "qr" => otppb::Method::Qr,
+        _ => return None,
+    })
+}
+
 #[async_trait]
 impl SecondFactor for OtpService {
-    async fn start(
-        &self,
-        spid_code: &str,
-        transaction_id: &str,
-        client_ip: &str,
-        service: &str,
-    ) -> Result<Option<Challenge>, Unavailable> {
+    async fn methods(&self, spid_code: &str) -> Result<Vec<String>, Unavailable> {
         let listed = self
             .client
             .clone()
@@ -123,18 +128,22 @@ impl SecondFactor for OtpService {
             .await
             .map_err(|s| unavailable("otp-service", &s))?
             .into_inner();
-        let methods: Vec<otppb::Method> = listed.methods().collect();
-        // SMS by default, then e-mail (where the rules allow only that),
-        // then the authenticator app.
-        let Some(method) =
-            [otppb::Method::Sms, otppb::Method::Email, otppb::Method::Totp].into_iter().find(|m| methods.contains(m))
-        else {
-            return Ok(None);
-        };
+        Ok(listed.methods().map(method_name).filter(|m| *m != "unknown").map(str::to_owned).collect())
+    }
+
+    async fn start(
+        &self,
+        spid_code: &str,
+        transaction_id: &str,
+        client_ip: &str,
+        service: &str,
+        method: &str,
+    ) -> Result<Option<Challenge>, Unavailable> {
+        let Some(m) = method_of(method) else { return Ok(None) };
         let request = otppb::StartRequest {
             spid_code: spid_code.to_owned(),
             transaction_id: transaction_id.to_owned(),
-            method: method as i32,
+            method: m as i32,
             client_ip: client_ip.to_owned(),
             service_provider: service.to_owned(),
         };
@@ -143,8 +152,9 @@ impl SecondFactor for OtpService {
                 let r = r.into_inner();
                 Ok(Some(Challenge {
                     id: r.challenge_id,
-                    method: method_name(method).to_owned(),
+                    method: method_name(m).to_owned(),
                     destination: r.masked_destination,
+                    qr_payload: Some(r.qr_payload).filter(|p| !p.is_empty()),
                 }))
             }
             Err(s) if s.code() == tonic::Code::FailedPrecondition => Ok(None),
@@ -170,8 +180,10 @@ impl SecondFactor for OtpService {
         Ok(match r.outcome() {
             Outcome::Ok => CodeCheck::Ok,
             Outcome::Expired => CodeCheck::Expired,
-            Outcome::TooManyAttempts | Outcome::Refused => CodeCheck::Exhausted,
-            Outcome::WrongCode | Outcome::Pending | Outcome::Unspecified => CodeCheck::Wrong,
+            Outcome::TooManyAttempts => CodeCheck::Exhausted,
+            Outcome::Pending => CodeCheck::Pending,
+            Outcome::Refused => CodeCheck::Refused,
+            Outcome::WrongCode | Outcome::Unspecified => CodeCheck::Wrong,
         })
     }
 }

@@ -42,6 +42,7 @@ pub fn routes(web_state: Arc<Web>) -> impl Fn(&mut web::ServiceConfig) + Send + 
             .route("/login/password", web::post().to(password))
             .route("/login/code", web::post().to(code))
             .route("/login/consent", web::post().to(consent))
+            .route("/login/show", web::post().to(show))
             .route("/static/idp.css", web::get().to(css))
             .route("/static/autosubmit.js", web::get().to(script));
     }
@@ -189,8 +190,11 @@ async fn code(state: web::Data<Web>, req: HttpRequest, body: web::Bytes) -> Http
     let lang = lang(&req);
     let f = form(&body);
     let tx = field(&f, "tx");
-    let result = if field(&f, "action") == "cancel" {
+    let action = field(&f, "action");
+    let result = if action == "cancel" {
         state.login.cancel(tx).await
+    } else if let Some(method) = action.strip_prefix("method:") {
+        state.login.switch_method(tx, method).await
     } else {
         state.login.code(tx, field(&f, "code")).await
     };
@@ -206,6 +210,16 @@ async fn consent(state: web::Data<Web>, req: HttpRequest, body: web::Bytes) -> H
     let mut sso = None;
     match state.login.consent(field(&f, "tx"), field(&f, "action") == "accept", &mut sso).await {
         Ok(view) => respond(&state, &view, lang, sso),
+        Err(e) => unavailable(&state, lang, &e),
+    }
+}
+
+/// The current page again, in the language asked (`?lang=`).
+async fn show(state: web::Data<Web>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let lang = lang(&req);
+    let f = form(&body);
+    match state.login.show(field(&f, "tx")).await {
+        Ok(view) => respond(&state, &view, lang, None),
         Err(e) => unavailable(&state, lang, &e),
     }
 }

@@ -38,14 +38,22 @@ pub enum PasswordCheck {
     Expired,
 }
 
-/// What a second-factor code check answers.
+/// What a second-factor check answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodeCheck {
     Ok,
     Wrong,
     Expired,
     Exhausted,
+    /// Push or QR: the app has not answered yet.
+    Pending,
+    /// Push or QR: the holder refused on the app.
+    Refused,
 }
+
+/// The second-factor methods, in the order the login offers them (SMS by
+/// default).
+pub const METHODS: [&str; 5] = ["sms", "email", "totp", "push", "qr"];
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -71,23 +79,30 @@ pub trait Directory: Send + Sync {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Challenge {
     pub id: String,
-    /// `sms`, `email` or `totp`.
+    /// One of [`METHODS`].
     pub method: String,
-    /// Where the code went, masked ("+39 3** *** **12").
+    /// Where the code went, masked ("+39 3** *** **12"), or the bound
+    /// app's name (push).
     pub destination: String,
+    /// QR login: what the page shows for the app to scan.
+    #[serde(default)]
+    pub qr_payload: Option<String>,
 }
 
 /// otp-service, as the gateway needs it.
 #[async_trait]
 pub trait SecondFactor: Send + Sync {
-    /// Starts the default challenge (SMS, else what the identity allows);
-    /// `None` when the identity has no usable second factor (nr20).
+    /// The methods of [`METHODS`] the identity may use now.
+    async fn methods(&self, spid_code: &str) -> Result<Vec<String>, Unavailable>;
+    /// Starts a challenge of `method` (sends the code, pushes to the app,
+    /// or makes the QR payload); `None` when the method is not allowed.
     async fn start(
         &self,
         spid_code: &str,
         transaction_id: &str,
         client_ip: &str,
         service: &str,
+        method: &str,
     ) -> Result<Option<Challenge>, Unavailable>;
     async fn verify(
         &self,
@@ -102,7 +117,7 @@ pub trait SecondFactor: Send + Sync {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub enum Stage {
     Password,
-    Code { spid_code: String, challenge: Challenge },
+    Code { spid_code: String, challenge: Challenge, methods: Vec<String> },
     Consent { spid_code: String, level: Level, authn_instant: DateTime<Utc>, session_index: Option<String> },
 }
 
@@ -134,6 +149,8 @@ pub enum Notice {
     PasswordExpired,
     WrongCode,
     CodeExpired,
+    /// Push or QR: no answer from the app yet.
+    Pending,
 }
 
 /// What the user sees next.
@@ -153,6 +170,8 @@ pub enum View {
         sp: String,
         challenge: Challenge,
         notice: Option<Notice>,
+        /// The other methods the holder may switch to.
+        others: Vec<String>,
     },
     Consent {
         tx: String,
@@ -428,15 +447,77 @@ impl Login {
                     };
                     return self.consent_view(tx).await;
                 }
-                match self.second_factor.start(&spid_code, &tx.id, &tx.client_ip, &tx.sp_entity_id).await? {
-                    None => self.fail(&tx, ErrorCode::Nr20, Some(&spid_code)).await,
-                    Some(challenge) => {
-                        tx.stage = Stage::Code { spid_code, challenge: challenge.clone() };
-                        self.store(&tx).await?;
-                        Ok(View::Code { tx: tx.id.clone(), sp: tx.sp_entity_id.clone(), challenge, notice: None })
-                    }
-                }
+                let methods = self.second_factor.methods(&spid_code).await?;
+                let Some(first) = METHODS.iter().find(|m| methods.iter().any(|x| x == *m)) else {
+                    return self.fail(&tx, ErrorCode::Nr20, Some(&spid_code)).await;
+                };
+                self.start_challenge(tx, spid_code, methods.clone(), first).await
             }
+        }
+    }
+
+    /// Starts a challenge of `method` and shows its page.
+    async fn start_challenge(
+        &self,
+        mut tx: Transaction,
+        spid_code: String,
+        methods: Vec<String>,
+        method: &str,
+    ) -> Result<View, LoginError> {
+        match self.second_factor.start(&spid_code, &tx.id, &tx.client_ip, &tx.sp_entity_id, method).await? {
+            None => self.fail(&tx, ErrorCode::Nr20, Some(&spid_code)).await,
+            Some(challenge) => {
+                tx.stage = Stage::Code { spid_code, challenge: challenge.clone(), methods };
+                self.store(&tx).await?;
+                Ok(self.code_view(&tx, None).unwrap_or(View::Error(ErrorCode::Nr04)))
+            }
+        }
+    }
+
+    fn code_view(&self, tx: &Transaction, notice: Option<Notice>) -> Option<View> {
+        let Stage::Code { challenge, methods, .. } = &tx.stage else { return None };
+        Some(View::Code {
+            tx: tx.id.clone(),
+            sp: tx.sp_entity_id.clone(),
+            challenge: challenge.clone(),
+            notice,
+            others: methods.iter().filter(|m| **m != challenge.method).cloned().collect(),
+        })
+    }
+
+    /// The holder picks another of the methods offered.
+    pub async fn switch_method(&self, tx_id: &str, method: &str) -> Result<View, LoginError> {
+        let tx = match self.take(tx_id).await? {
+            Ok(tx) => tx,
+            Err(view) => return Ok(view),
+        };
+        let Stage::Code { spid_code, methods, .. } = tx.stage.clone() else {
+            self.store(&tx).await?;
+            return Ok(View::Error(ErrorCode::Nr04));
+        };
+        if !methods.iter().any(|m| m == method) {
+            self.store(&tx).await?;
+            return Ok(View::Error(ErrorCode::Nr04));
+        }
+        self.start_challenge(tx, spid_code, methods, method).await
+    }
+
+    /// The current page again (a language change).
+    pub async fn show(&self, tx_id: &str) -> Result<View, LoginError> {
+        let tx = match self.take(tx_id).await? {
+            Ok(tx) => tx,
+            Err(view) => return Ok(view),
+        };
+        match &tx.stage {
+            Stage::Password => {
+                self.store(&tx).await?;
+                Ok(self.password_view(&tx, None))
+            }
+            Stage::Code { .. } => {
+                self.store(&tx).await?;
+                Ok(self.code_view(&tx, None).unwrap_or(View::Error(ErrorCode::Nr04)))
+            }
+            Stage::Consent { .. } => self.consent_view(tx).await,
         }
     }
 
@@ -445,35 +526,35 @@ impl Login {
             Ok(tx) => tx,
             Err(view) => return Ok(view),
         };
-        let Stage::Code { spid_code, challenge } = tx.stage.clone() else {
+        let Stage::Code { spid_code, challenge, .. } = tx.stage.clone() else {
             self.store(&tx).await?;
             return Ok(View::Error(ErrorCode::Nr04));
         };
         let code: String = code.chars().filter(|c| !c.is_whitespace()).take(16).collect();
-        let again = |notice| View::Code {
-            tx: tx.id.clone(),
-            sp: tx.sp_entity_id.clone(),
-            challenge: challenge.clone(),
-            notice: Some(notice),
-        };
         match self.second_factor.verify(&challenge.id, &tx.id, &code, &tx.client_ip).await? {
             CodeCheck::Ok => {
                 tx.stage =
                     Stage::Consent { spid_code, level: Level::L2, authn_instant: self.now(), session_index: None };
                 self.consent_view(tx).await
             }
-            CodeCheck::Wrong => {
-                let view = again(Notice::WrongCode);
+            CodeCheck::Wrong | CodeCheck::Pending => {
+                let notice = if challenge.method == "push" || challenge.method == "qr" {
+                    Notice::Pending
+                } else {
+                    Notice::WrongCode
+                };
                 self.store(&tx).await?;
-                Ok(view)
+                Ok(self.code_view(&tx, Some(notice)).unwrap_or(View::Error(ErrorCode::Nr04)))
             }
             CodeCheck::Expired => {
-                // Back to the password: a new code is sent after it.
+                // Back to the password: a new challenge starts after it.
                 tx.stage = Stage::Password;
                 self.store(&tx).await?;
                 Ok(self.password_view(&tx, Some(Notice::CodeExpired)))
             }
             CodeCheck::Exhausted => self.fail(&tx, ErrorCode::Nr19, Some(&spid_code)).await,
+            // The holder said no on the app: the login is cancelled.
+            CodeCheck::Refused => self.fail(&tx, ErrorCode::Nr25, Some(&spid_code)).await,
         }
     }
 

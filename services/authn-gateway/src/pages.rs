@@ -36,6 +36,14 @@ impl Lang {
     }
 }
 
+/// A QR code as inline SVG (no image request; the CSP stays strict).
+fn qr_svg(payload: &str) -> String {
+    match qrcode::QrCode::new(payload.as_bytes()) {
+        Ok(code) => code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(200, 200).build(),
+        Err(_) => String::new(),
+    }
+}
+
 pub struct Pages {
     env: Environment<'static>,
     idp_name: String,
@@ -74,11 +82,18 @@ impl Pages {
                 200,
                 context! { lang => l, idp_name, tx, sp, level => level.number(), notice, attempts_left },
             ),
-            View::Code { tx, sp, challenge, notice } => (
-                "code.html",
-                200,
-                context! { lang => l, idp_name, tx, sp, method => challenge.method, destination => challenge.destination, notice },
-            ),
+            View::Code { tx, sp, challenge, notice, others } => {
+                let qr_svg = challenge.qr_payload.as_deref().map(qr_svg).unwrap_or_default();
+                (
+                    "code.html",
+                    200,
+                    context! {
+                        lang => l, idp_name, tx, sp, notice, others,
+                        method => challenge.method, destination => challenge.destination,
+                        qr_payload => challenge.qr_payload, qr_svg,
+                    },
+                )
+            }
             View::Consent { tx, sp, attributes } => {
                 let rows: Vec<_> = attributes
                     .iter()
@@ -136,8 +151,26 @@ mod tests {
             View::Code {
                 tx: "t1".into(),
                 sp: "https://sp".into(),
-                challenge: Challenge { id: "c".into(), method: "sms".into(), destination: "+39 3** *** **12".into() },
+                challenge: Challenge {
+                    id: "c".into(),
+                    method: "sms".into(),
+                    destination: "+39 3** *** **12".into(),
+                    qr_payload: None,
+                },
                 notice: Some(Notice::WrongCode),
+                others: vec!["totp".into(), "qr".into()],
+            },
+            View::Code {
+                tx: "t1".into(),
+                sp: "https://sp".into(),
+                challenge: Challenge {
+                    id: "c".into(),
+                    method: "qr".into(),
+                    destination: String::new(),
+                    qr_payload: Some("spid-idp-qr:v1:c:n".into()),
+                },
+                notice: Some(Notice::Pending),
+                others: vec!["sms".into()],
             },
             View::Consent {
                 tx: "t1".into(),
@@ -159,12 +192,21 @@ mod tests {
         }
         let en = pages.render(&views[1], Lang::En).unwrap().html;
         assert!(en.contains("Attempts left: 2") && en.contains(r#"name="tx" value="t1""#), "{en}");
-        let it = pages.render(&views[3], Lang::It).unwrap().html;
+        let code = pages.render(&views[2], Lang::En).unwrap().html;
+        assert!(code.contains(r#"value="method:totp""#) && code.contains("Authenticator app"), "{code}");
+        let qr = pages.render(&views[3], Lang::It).unwrap().html;
+        assert!(
+            qr.contains("<svg") && qr.contains("spid-idp-qr:v1:c:n") && qr.contains("non ha ancora risposto"),
+            "{qr}"
+        );
+        assert!(!qr.contains(r#"name="code""#), "no code field for QR");
+        assert!(qr.contains(r#"action="/login/show?lang=en""#), "the language switch keeps the transaction");
+        let it = pages.render(&views[4], Lang::It).unwrap().html;
         assert!(it.contains("Codice fiscale") && it.contains("TINIT-&lt;x&gt;"), "{it}");
         let error = pages.render(&views[0], Lang::It).unwrap();
         assert_eq!(error.status, 403);
         assert!(error.html.contains("ErrorCode nr05"));
-        let post = pages.render(&views[4], Lang::En).unwrap().html;
+        let post = pages.render(&views[5], Lang::En).unwrap().html;
         // Attribute values are HTML-escaped ('/' too); browsers decode them.
         assert!(post.contains(r#"action="https:&#x2f;&#x2f;sp&#x2f;acs""#), "{post}");
         assert!(post.contains(r#"name="SAMLResponse" value="PHg+""#), "{post}");

@@ -76,12 +76,26 @@ struct Codes(Mutex<u32>);
 
 #[async_trait]
 impl SecondFactor for Codes {
-    async fn start(&self, _: &str, _: &str, _: &str, _: &str) -> Result<Option<Challenge>, Unavailable> {
-        Ok(Some(Challenge { id: "ch1".into(), method: "sms".into(), destination: "+39 3** *** **12".into() }))
+    async fn methods(&self, _: &str) -> Result<Vec<String>, Unavailable> {
+        Ok(vec!["sms".into(), "totp".into(), "push".into()])
     }
 
-    async fn verify(&self, _: &str, _: &str, code: &str, _: &str) -> Result<CodeCheck, Unavailable> {
+    async fn start(&self, _: &str, _: &str, _: &str, _: &str, method: &str) -> Result<Option<Challenge>, Unavailable> {
+        Ok(Some(Challenge {
+            id: format!("ch-{method}"),
+            method: method.into(),
+            destination: "+39 3** *** **12".into(),
+            qr_payload: None,
+        }))
+    }
+
+    async fn verify(&self, challenge: &str, _: &str, code: &str, _: &str) -> Result<CodeCheck, Unavailable> {
         let mut wrong = self.0.lock().unwrap();
+        if challenge == "ch-push" {
+            // The app answers on the second look: a refusal.
+            *wrong += 1;
+            return Ok(if *wrong == 1 { CodeCheck::Pending } else { CodeCheck::Refused });
+        }
         if code == CODE {
             return Ok(CodeCheck::Ok);
         }
@@ -565,4 +579,29 @@ async fn single_logout_ends_the_level_1_session() {
     e.local = "LogoutRequest".into();
     let view = w.login.logout(Ok(post(&sp_key(), e, None))).await.unwrap();
     assert_eq!(view, View::Error(ErrorCode::Nr07));
+}
+
+/// The holder switches from the SMS code to the authenticator app; a push
+/// waits for the app and a refusal on the app cancels the login (nr25).
+#[tokio::test]
+async fn second_factor_methods_can_be_switched_and_push_waits_for_the_app() {
+    let w = world().await;
+    let tx = tx_of(&w.start(request("_m1"), None).await);
+    let view = w.login.password(&tx, "mario@example.it", "Giusta#2026").await.unwrap();
+    let View::Code { challenge, others, .. } = &view else { panic!("{view:?}") };
+    assert_eq!((challenge.method.as_str(), others.clone()), ("sms", vec!["totp".to_owned(), "push".to_owned()]));
+    assert_eq!(w.login.switch_method(&tx, "qr").await.unwrap(), View::Error(ErrorCode::Nr04), "not offered");
+    let view = w.login.switch_method(&tx, "totp").await.unwrap();
+    let View::Code { challenge, .. } = &view else { panic!("{view:?}") };
+    assert_eq!(challenge.method, "totp");
+    // A language change shows the same page, nothing spent.
+    assert!(matches!(w.login.show(&tx).await.unwrap(), View::Code { .. }));
+    assert!(matches!(w.login.code(&tx, CODE).await.unwrap(), View::Consent { .. }));
+
+    let tx = tx_of(&w.start(request("_m2"), None).await);
+    w.login.password(&tx, "mario@example.it", "Giusta#2026").await.unwrap();
+    w.login.switch_method(&tx, "push").await.unwrap();
+    let view = w.login.code(&tx, "").await.unwrap();
+    assert!(matches!(view, View::Code { notice: Some(Notice::Pending), .. }), "{view:?}");
+    assert_failure(&w.login.code(&tx, "").await.unwrap(), ErrorCode::Nr25);
 }
