@@ -226,7 +226,6 @@ async fn level_two_logins_in_make_run_with_the_app_push_and_qr() {
     let second_factor = |method: &'static str| {
         let http = http.clone();
         let public = public.clone();
-        let post = post;
         async move {
             let page = http.get(format!("{public}/demo-sp/login?level=2")).send().await.unwrap().text().await.unwrap();
             let tx = hidden_field(&page, "tx").unwrap();
@@ -246,7 +245,6 @@ async fn level_two_logins_in_make_run_with_the_app_push_and_qr() {
         }
     };
     let finish = |tx: String| {
-        let post = post;
         async move {
             let page = post("/login/consent", vec![("tx", tx), ("action", "accept".into())]).await;
             let response = hidden_field(&page, "SAMLResponse").unwrap_or_else(|| panic!("{page}"));
