@@ -605,3 +605,64 @@ async fn second_factor_methods_can_be_switched_and_push_waits_for_the_app() {
     assert!(matches!(view, View::Code { notice: Some(Notice::Pending), .. }), "{view:?}");
     assert_failure(&w.login.code(&tx, "").await.unwrap(), ErrorCode::Nr25);
 }
+
+/// A federation aggregate fetched over HTTP: loaded when its signature
+/// verifies with a trust anchor (one broken entry skipped, the others
+/// kept); refused when altered or signed by anyone else, the previous
+/// entries staying in place.
+#[tokio::test]
+async fn a_signed_federation_aggregate_is_loaded_from_a_url() {
+    use std::io::{Read as _, Write as _};
+    let federation = sp_key();
+    let sp1 = sp_key();
+    let good = crate::request::tests::sp_metadata(&sp1);
+    let other = good.replace(SP, "https://secondo.example.it");
+    let broken = r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://rotto.example.it"><md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"/></md:EntityDescriptor>"#;
+    let inner = format!("{}{}{}", strip_decl(&good), strip_decl(&other), broken);
+    let aggregate = |key: &spid_xml::dsig::SigningKey| {
+        let wrapped = format!(
+            r#"<md:EntitiesDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" ID="_fed1" Name="federation">{inner}</md:EntitiesDescriptor>"#
+        );
+        let mut root = spid_xml::parse(wrapped.as_bytes(), Limits::metadata()).unwrap();
+        key.sign_enveloped(&mut root, &[], 0).unwrap();
+        root.to_xml()
+    };
+    let served = Arc::new(Mutex::new(aggregate(&federation)));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let body = served.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let b = body.lock().unwrap().clone();
+            let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}", b.len());
+        }
+    });
+    let sources = crate::registry::Sources {
+        paths: vec![],
+        urls: vec![format!("http://127.0.0.1:{port}/metadata.xml").parse().unwrap()],
+        anchors: vec![federation.certificate.public_key().unwrap()],
+    };
+    let registry = crate::registry::Registry::default();
+    let http = reqwest::Client::new();
+    let report = registry.reload(&sources, &http, &[]).await;
+    assert_eq!((report.loaded, report.errors.len()), (2, 0), "{:?}", report.errors);
+    assert!(registry.get(SP).is_some() && registry.get("https://secondo.example.it").is_some());
+    assert!(registry.get("https://rotto.example.it").is_none());
+
+    // Altered in transit, or signed by someone else: refused, entries kept.
+    *served.lock().unwrap() = aggregate(&federation).replace("secondo.example.it", "terzo.example.it");
+    let report = registry.reload(&sources, &http, &[]).await;
+    assert_eq!(report.errors.len(), 1);
+    assert!(report.errors[0].contains("signature"), "{:?}", report.errors);
+    assert!(registry.get("https://secondo.example.it").is_some() && registry.get("https://terzo.example.it").is_none());
+    *served.lock().unwrap() = aggregate(&sp_key());
+    assert_eq!(registry.reload(&sources, &http, &[]).await.errors.len(), 1);
+    assert_eq!(registry.list().len(), 2);
+}
+
+fn strip_decl(xml: &str) -> &str {
+    xml.trim_start().strip_prefix(r#"<?xml version="1.0" encoding="UTF-8"?>"#).unwrap_or(xml).trim()
+}
