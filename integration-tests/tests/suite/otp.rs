@@ -97,6 +97,7 @@ async fn a_level_two_holder_uses_sms_codes_an_authenticator_and_the_bound_app() 
     let enrolled =
         apps.enrol(EnrolRequest { spid_code: spid_code.clone(), account: "demo".into() }).await.unwrap().into_inner();
     assert!(enrolled.provisioning_uri.starts_with("otpauth://totp/"), "{}", enrolled.provisioning_uri);
+    assert!(enrolled.qr_svg.starts_with("<?xml") && enrolled.qr_svg.contains("<svg"), "the QR image to scan");
     let first = python_totp(&enrolled.provisioning_uri, 0);
     let confirmed = apps
         .confirm(ConfirmRequest {
@@ -244,13 +245,11 @@ async fn level_two_logins_in_make_run_with_the_app_push_and_qr() {
             (tx, page)
         }
     };
-    let finish = |tx: String| {
-        async move {
-            let page = post("/login/consent", vec![("tx", tx), ("action", "accept".into())]).await;
-            let response = hidden_field(&page, "SAMLResponse").unwrap_or_else(|| panic!("{page}"));
-            let page = post("/demo-sp/acs", vec![("SAMLResponse", response), ("RelayState", "demo".into())]).await;
-            assert!(page.contains("Logged in") && page.contains("SpidL2"), "{page}");
-        }
+    let finish = |tx: String| async move {
+        let page = post("/login/consent", vec![("tx", tx), ("action", "accept".into())]).await;
+        let response = hidden_field(&page, "SAMLResponse").unwrap_or_else(|| panic!("{page}"));
+        let page = post("/demo-sp/acs", vec![("SAMLResponse", response), ("RelayState", "demo".into())]).await;
+        assert!(page.contains("Logged in") && page.contains("SpidL2"), "{page}");
     };
 
     // The authenticator app.

@@ -108,7 +108,10 @@ impl pb::authenticators_server::Authenticators for Api {
     async fn enrol(&self, request: Request<pb::EnrolRequest>) -> Result<Response<pb::EnrolResponse>, Status> {
         let r = request.into_inner();
         let e = self.0.enrol(&r.spid_code, &r.account).await.map_err(to_status)?;
-        Ok(Response::new(pb::EnrolResponse { token_id: e.token_id, provisioning_uri: e.provisioning_uri }))
+        let qr_svg = qrcode::QrCode::new(e.provisioning_uri.as_bytes())
+            .map(|code| code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(200, 200).build())
+            .map_err(|_| Status::internal("the provisioning URI does not fit a QR code"))?;
+        Ok(Response::new(pb::EnrolResponse { token_id: e.token_id, provisioning_uri: e.provisioning_uri, qr_svg }))
     }
 
     async fn confirm(&self, request: Request<pb::ConfirmRequest>) -> Result<Response<pb::ConfirmResponse>, Status> {
