@@ -254,7 +254,7 @@ impl Worker {
         outcome: Outcome,
     ) -> Result<(), ServiceError> {
         let m = &claimed.message;
-        self.metrics.attempts.with_label_values(&[m.channel.as_str(), outcome.label()]).inc();
+        let label = outcome.label();
         let event = EventBuilder::new(crate::SERVICE.as_str(), outcome.event_type(), &m.id, &*self.clock)
             .trace(&claimed.traceparent, &claimed.tracestate)
             .payload(&NotificationDelivered {
@@ -273,7 +273,10 @@ impl Worker {
                 .collect(),
             })
             .build();
-        self.store.finish(claimed, owner, transport, &outcome, self.clock.now(), &event, !self.keep_codes).await
+        self.store.finish(claimed, owner, transport, &outcome, self.clock.now(), &event, !self.keep_codes).await?;
+        // Counted once stored: the metric never runs ahead of the database.
+        self.metrics.attempts.with_label_values(&[m.channel.as_str(), label]).inc();
+        Ok(())
     }
 }
 
