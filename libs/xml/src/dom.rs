@@ -348,16 +348,9 @@ pub fn parse(input: &[u8], limits: Limits) -> Result<Element, ParseError> {
                 push_text(&mut stack, &s.replace("\r\n", "\n").replace('\r', "\n"), &mut nodes, limits)?;
             }
             Event::GeneralRef(r) => {
-                let s = match r.resolve_char_ref().map_err(malformed)? {
-                    Some(c) => c.to_string(),
-                    None => {
-                        let name = r.decode().map_err(malformed)?;
-                        quick_xml::escape::resolve_predefined_entity(&name)
-                            .ok_or_else(|| ParseError::Entity(name.into_owned()))?
-                            .to_owned()
-                    }
-                };
-                push_text(&mut stack, &s, &mut nodes, limits)?;
+                let name = r.decode().map_err(malformed)?;
+                let c = resolve_reference(&name)?;
+                push_text(&mut stack, c.encode_utf8(&mut [0u8; 4]), &mut nodes, limits)?;
             }
             Event::Comment(c) => {
                 if let Some(open) = stack.last_mut() {
@@ -512,9 +505,9 @@ fn attribute_value(raw: &[u8]) -> Result<String, ParseError> {
 
 fn resolve_reference(name: &str) -> Result<char, ParseError> {
     let code = if let Some(hex) = name.strip_prefix("#x") {
-        u32::from_str_radix(hex, 16).ok()
+        hex.bytes().all(|b| b.is_ascii_hexdigit()).then(|| u32::from_str_radix(hex, 16).ok()).flatten()
     } else if let Some(dec) = name.strip_prefix('#') {
-        dec.parse::<u32>().ok()
+        dec.bytes().all(|b| b.is_ascii_digit()).then(|| dec.parse::<u32>().ok()).flatten()
     } else {
         return match name {
             "lt" => Ok('<'),
@@ -584,6 +577,9 @@ z"><saml:Issuer xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">sp&lt;1&gt;<!
             "text<a/>",
             r#"<?xml version="1.0" encoding="ISO-8859-1"?><a/>"#,
             "<a>&#0;</a>",
+            "<a>&#1;</a>",
+            "<a>&#xFFFE;</a>",
+            r#"<a b="&#x+41;"/>"#,
         ] {
             assert!(p(bad).is_err(), "{bad}");
         }

@@ -119,6 +119,8 @@ fn digest_from_uri(uri: &str) -> Option<MessageDigest> {
 }
 
 const SHA256_URI: &str = "http://www.w3.org/2001/04/xmlenc#sha256";
+/// Real signers list a handful (`xs`, `xsi`, `#default`).
+const MAX_INCLUSIVE_PREFIXES: usize = 16;
 
 /// Why a signature was not accepted.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -200,6 +202,11 @@ pub fn verify_root<T: HasPublic>(root: &Element, keys: &[PKey<T>]) -> Result<(),
                             .split_whitespace()
                             .map(str::to_owned)
                             .collect();
+                        inclusive.sort_unstable();
+                        inclusive.dedup();
+                        if inclusive.len() > MAX_INCLUSIVE_PREFIXES {
+                            return Err(DsigError::Malformed("InclusiveNamespaces lists too many prefixes"));
+                        }
                     }
                 }
                 other => return Err(DsigError::Algorithm(other.to_owned())),
@@ -212,21 +219,23 @@ pub fn verify_root<T: HasPublic>(root: &Element, keys: &[PKey<T>]) -> Result<(),
     let digest_uri = one(reference, "DigestMethod")?.attribute("Algorithm").unwrap_or_default();
     let digest = digest_from_uri(digest_uri).ok_or_else(|| DsigError::Algorithm(digest_uri.to_owned()))?;
     let expected = b64(one(reference, "DigestValue")?)?;
+
+    // SignedInfo first: the transforms' parameters (the prefix list) are
+    // then authenticated before the whole document is canonicalised.
+    let value = b64(one(signature, "SignatureValue")?)?;
+    let mut scope = root.ns_decls.clone();
+    scope.extend(signature.ns_decls.iter().cloned());
+    let signed_info_c14n = exclusive(signed_info, &scope, None, &[]);
+    if !keys.iter().any(|k| algorithm.verify(k, signed_info_c14n.as_bytes(), &value)) {
+        return Err(DsigError::Invalid);
+    }
+
     let canonical = exclusive(root, &[], Some(signature), &inclusive);
     let actual = hash(digest, canonical.as_bytes()).map_err(|_| DsigError::Digest)?;
     if actual.as_ref() != expected.as_slice() {
         return Err(DsigError::Digest);
     }
-
-    let value = b64(one(signature, "SignatureValue")?)?;
-    let mut scope = root.ns_decls.clone();
-    scope.extend(signature.ns_decls.iter().cloned());
-    let signed_info_c14n = exclusive(signed_info, &scope, None, &[]);
-    if keys.iter().any(|k| algorithm.verify(k, signed_info_c14n.as_bytes(), &value)) {
-        Ok(())
-    } else {
-        Err(DsigError::Invalid)
-    }
+    Ok(())
 }
 
 fn unique_ids(root: &Element) -> Result<(), DsigError> {

@@ -170,11 +170,11 @@ fn signature_wrapping_is_refused() {
     let doc = parse(forged.to_xml().as_bytes(), Limits::default()).unwrap();
     assert_eq!(verify_root(&doc, &keys), Err(DsigError::DuplicateId("_req1".into())));
 
-    // 3. The same with the wrapped copy's ID changed: the digest fails.
+    // 3. The original root, its signature in place, with a copy of itself
+    // (ID removed) wrapped inside: the root no longer matches its digest.
     let mut inner = orig.clone();
     inner.attrs.retain(|a| a.local != "ID");
-    let mut forged2 = forged.clone();
-    forged2.children.pop();
+    let mut forged2 = orig.clone();
     forged2.children.push(Node::Element(Element::new(Some("samlp"), "Extensions", Some(SAMLP)).child(inner)));
     let doc = parse(forged2.to_xml().as_bytes(), Limits::default()).unwrap();
     assert_eq!(verify_root(&doc, &keys), Err(DsigError::Digest));
@@ -220,4 +220,18 @@ fn weak_or_unknown_algorithms_are_refused() {
     }
     let doc = parse(request().to_xml().as_bytes(), Limits::default()).unwrap();
     assert_eq!(verify_root(&doc, &[public(&k)]), Err(DsigError::Missing));
+    // A prefix list long enough to make canonicalisation expensive is
+    // refused before any canonicalisation.
+    let prefixes: Vec<String> = (0..100).map(|i| format!("p{i}")).collect();
+    let list = format!(
+        r#"<ds:Transform Algorithm="{EXC_C14N}"><ec:InclusiveNamespaces xmlns:ec="{EXC_C14N}" PrefixList="{}"/></ds:Transform>"#,
+        prefixes.join(" ")
+    );
+    let long = xml.replacen(&format!(r#"<ds:Transform Algorithm="{EXC_C14N}"/>"#), &list, 1);
+    assert_ne!(long, xml);
+    let doc = parse(long.as_bytes(), Limits::default()).unwrap();
+    assert_eq!(
+        verify_root(&doc, &[public(&k)]),
+        Err(DsigError::Malformed("InclusiveNamespaces lists too many prefixes"))
+    );
 }
