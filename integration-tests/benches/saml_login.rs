@@ -17,7 +17,6 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use integration_tests::{Broker, Ports, ServiceProcess, postgres_database, redis_url};
 use openssl::nid::Nid;
 use openssl::pkey::PKey;
@@ -102,6 +101,7 @@ async fn main() {
     let metadata = authn_gateway::demo_sp::metadata_xml(SP, &acs, &sp.certificate).unwrap();
     std::fs::write(data.join("sp-metadata").join("bench.xml"), metadata).unwrap();
 
+    let prefix = integration_tests::cache_prefix();
     let mut procs = Vec::new();
     for name in ServiceName::ALL {
         let mut env = ports.env();
@@ -112,6 +112,7 @@ async fn main() {
                 ("IDP__DATABASE__URL", postgres_database(name.key()).await),
                 ("IDP__BUS__BROKERS", broker.bootstrap.clone()),
                 ("IDP__CACHE__URL", redis_url()),
+                ("IDP__CACHE__KEY_PREFIX", prefix.clone()),
                 ("IDP__TELEMETRY__LOG_LEVEL", "warn".to_owned()),
                 ("IDP__DEV__DATA_DIR", data.display().to_string()),
             ]
@@ -140,23 +141,32 @@ async fn main() {
             authn_gateway::demo_sp::signed_redirect_url(&sso, SP, &sp, &id, 1, chrono::Utc::now(), false).unwrap()
         })
         .collect();
-    let http = reqwest::Client::builder().pool_max_idle_per_host(CLIENTS).build().unwrap();
+    // Each client is a browser of its own (its cookies), logging in again
+    // and again.
+    let browsers: Vec<reqwest::Client> = (0..CLIENTS).map(|_| integration_tests::browser()).collect();
+    let run = |urls: &[String]| {
+        let chunks: Vec<Vec<String>> =
+            (0..CLIENTS).map(|c| urls.iter().skip(c).step_by(CLIENTS).cloned().collect()).collect();
+        let tasks = chunks.into_iter().zip(browsers.iter().cloned()).map(|(mine, http)| {
+            let (public, user, password) = (public.clone(), user.clone(), password.clone());
+            tokio::spawn(async move {
+                let mut times = Vec::with_capacity(mine.len());
+                for u in &mine {
+                    times.push(login(&http, u, &public, &user, &password).await);
+                }
+                times
+            })
+        });
+        futures::future::join_all(tasks)
+    };
     // Warm-up: one login per client.
-    futures::stream::iter(&urls[n..])
-        .map(|u| login(&http, u, &public, &user, &password))
-        .buffer_unordered(CLIENTS)
-        .collect::<Vec<_>>()
-        .await;
+    run(&urls[n..]).await;
 
     let pid = |name: ServiceName| procs.iter().find(|p| p.name == name).and_then(ServiceProcess::pid).unwrap();
     let watched = [ServiceName::AuthnGateway, ServiceName::IdentityManager, ServiceName::AuditLog];
     let before: Vec<f64> = watched.iter().map(|n| cpu_seconds(pid(*n))).collect();
     let started = Instant::now();
-    let mut latencies: Vec<Duration> = futures::stream::iter(&urls[..n])
-        .map(|u| login(&http, u, &public, &user, &password))
-        .buffer_unordered(CLIENTS)
-        .collect()
-        .await;
+    let mut latencies: Vec<Duration> = run(&urls[..n]).await.into_iter().flat_map(|r| r.unwrap()).collect();
     let elapsed = started.elapsed();
     let after: Vec<f64> = watched.iter().map(|n| cpu_seconds(pid(*n))).collect();
     latencies.sort();

@@ -22,6 +22,19 @@ pub fn database_admin_url() -> String {
     std::env::var("SPID_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
+/// A Redis key prefix of its own for one test's processes
+/// (`IDP__CACHE__KEY_PREFIX`): runs sharing the machine's Redis never see
+/// each other's counters.
+pub fn cache_prefix() -> String {
+    format!("t{}:", &uuid_like()[..12])
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{:032x}", nanos ^ (u128::from(std::process::id()) << 64))
+}
+
 pub fn redis_url() -> String {
     std::env::var("SPID_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
@@ -456,4 +469,9 @@ pub fn hidden_field(page: &str, name: &str) -> Option<String> {
             .replace("&gt;", ">")
             .replace("&amp;", "&"),
     )
+}
+
+/// An HTTP client that keeps cookies: one browser of a login test.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).build().expect("HTTP client")
 }

@@ -24,6 +24,7 @@ struct Stack {
 async fn stack(broker: Broker) -> Stack {
     let ports = Ports::allocate();
     let logs = tempfile::tempdir().unwrap();
+    let prefix = integration_tests::cache_prefix();
     let mut procs = Vec::new();
     for name in [ServiceName::Notification, ServiceName::AuditLog] {
         let mut env = ports.env();
@@ -34,6 +35,7 @@ async fn stack(broker: Broker) -> Stack {
             ("IDP__BUS__BROKERS".to_owned(), broker.bootstrap.clone()),
             ("IDP__BUS__TIMEOUT_SECS".to_owned(), "3".to_owned()),
             ("IDP__CACHE__URL".to_owned(), redis_url()),
+            ("IDP__CACHE__KEY_PREFIX".to_owned(), prefix.clone()),
             ("IDP__TELEMETRY__LOG_FORMAT".to_owned(), "text".to_owned()),
             ("IDP__TELEMETRY__LOG_LEVEL".to_owned(), "info".to_owned()),
             // Development keys (audit) live with the test, and survive a restart.

@@ -36,6 +36,7 @@ async fn notification(
             ("IDP__BUS__BROKERS", broker.bootstrap.clone()),
             ("IDP__BUS__TIMEOUT_SECS", "3".to_owned()),
             ("IDP__CACHE__URL", redis_url()),
+            ("IDP__CACHE__KEY_PREFIX", integration_tests::cache_prefix()),
             ("IDP__TELEMETRY__LOG_FORMAT", "text".to_owned()),
             ("IDP__DEV__DATA_DIR", dir.join("data").display().to_string()),
             ("IDP__DELIVERY__EMAIL__HOST", "127.0.0.1".to_owned()),

@@ -182,7 +182,7 @@ async fn level_two_logins_in_make_run_with_the_app_push_and_qr() {
     let spid_code = holder["spid_code"].as_str().unwrap().to_owned();
     let (username, password) = (holder["username"].as_str().unwrap(), holder["password"].as_str().unwrap());
     let public = ports.http_url(ServiceName::AuthnGateway);
-    let http = reqwest::Client::new();
+    let http = integration_tests::browser();
     let post = |path: &str, form: Vec<(&'static str, String)>| {
         let http = http.clone();
         let url = format!("{public}{path}");

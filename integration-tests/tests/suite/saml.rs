@@ -71,6 +71,7 @@ async fn stack() -> Stack {
         .unwrap();
     std::fs::create_dir_all(data.join("sp-metadata")).unwrap();
     std::fs::copy(dir.path().join("sp").join("sp.xml"), data.join("sp-metadata").join("sp.xml")).unwrap();
+    let prefix = integration_tests::cache_prefix();
     let mut procs = Vec::new();
     for name in ServiceName::ALL {
         let mut env = ports.env();
@@ -82,6 +83,7 @@ async fn stack() -> Stack {
                 ("IDP__BUS__BROKERS", broker.bootstrap.clone()),
                 ("IDP__BUS__TIMEOUT_SECS", "3".to_owned()),
                 ("IDP__CACHE__URL", redis_url()),
+                ("IDP__CACHE__KEY_PREFIX", prefix.clone()),
                 ("IDP__TELEMETRY__LOG_FORMAT", "text".to_owned()),
                 ("IDP__DEV__DATA_DIR", data.display().to_string()),
             ]
@@ -187,7 +189,7 @@ async fn pysaml2_logs_in_at_levels_one_and_two_in_both_bindings() {
     let demo: serde_json::Value =
         serde_json::from_slice(&std::fs::read(s.dir.path().join("data").join("demo-users.json")).unwrap()).unwrap();
     let user = |level: u64| demo.as_array().unwrap().iter().find(|u| u["level"] == level).unwrap().clone();
-    let http = reqwest::Client::new();
+    let http = integration_tests::browser();
 
     // Level 1, HTTP-Redirect: one wrong password, then the right one.
     let l1 = user(1);
@@ -356,7 +358,7 @@ async fn the_demo_sp_of_make_run_logs_in_at_level_two() {
         serde_json::from_slice(&std::fs::read(data.path().join("demo-users.json")).unwrap()).unwrap();
     let holder = demo.as_array().unwrap().iter().find(|u| u["level"] == 2).unwrap();
     let public = ports.http_url(ServiceName::AuthnGateway);
-    let http = reqwest::Client::new();
+    let http = integration_tests::browser();
     let post = |path: &str, form: Vec<(&'static str, String)>| {
         let http = http.clone();
         let url = format!("{public}{path}");
@@ -397,7 +399,7 @@ async fn a_suspension_ends_sessions_and_the_next_login_gets_nr23() {
     let holder = demo.as_array().unwrap().iter().find(|u| u["level"] == 1).unwrap().clone();
     let (username, password) = (holder["username"].as_str().unwrap(), holder["password"].as_str().unwrap());
     let spid_code = holder["spid_code"].as_str().unwrap();
-    let http = reqwest::Client::new();
+    let http = integration_tests::browser();
 
     let (id, page) = start(&s, &http, "redirect", "1").await;
     let tx = hidden(&page, "tx").unwrap();
@@ -411,13 +413,28 @@ async fn a_suspension_ends_sessions_and_the_next_login_gets_nr23() {
         .unwrap();
     let cookie = resp.headers().get("set-cookie").unwrap().to_str().unwrap().split(';').next().unwrap().to_owned();
     assert!(cookie.starts_with("spid_sso="), "{cookie}");
+    // Without the browser's cookies another client cannot drive a login.
+    let (_, page) = start(&s, &http, "redirect", "2").await;
+    let stranger = reqwest::Client::new();
+    let refused = stranger
+        .post(format!("{}/login/password", s.gateway()))
+        .form(&[
+            ("tx", hidden(&page, "tx").unwrap().as_str()),
+            ("username", username),
+            ("password", password),
+            ("action", "login"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
     accept(&s, &resp.text().await.unwrap(), &id).unwrap();
 
-    // The session is reused: straight to the consent page.
+    // The session is reused (the browser keeps its cookie): straight to
+    // the consent page.
     let with_session = |url: String| {
         let http = http.clone();
-        let cookie = cookie.clone();
-        async move { http.get(url).header("cookie", cookie).send().await.unwrap().text().await.unwrap() }
+        async move { http.get(url).send().await.unwrap().text().await.unwrap() }
     };
     let request = |s: &Stack| {
         sp(&[

@@ -62,7 +62,7 @@ pub enum BusConfig {
 
 #[derive(Debug, Clone)]
 pub enum CacheConfig {
-    Redis { url: String },
+    Redis { url: String, key_prefix: String },
     Memory,
 }
 
@@ -308,7 +308,12 @@ impl Settings {
                         format!("unsupported scheme \"{}\" (expected redis:// or rediss://)", parsed.scheme()),
                     ));
                 }
-                CacheConfig::Redis { url: url.to_owned() }
+                let prefix_ok = cache.key_prefix.len() <= 64
+                    && cache.key_prefix.chars().all(|c| c.is_ascii_alphanumeric() || "-_:.".contains(c));
+                if !prefix_ok {
+                    return Err(ConfigError::new("cache.key_prefix", "letters, digits and -_:. only, at most 64"));
+                }
+                CacheConfig::Redis { url: url.to_owned(), key_prefix: cache.key_prefix.clone() }
             }
         };
 

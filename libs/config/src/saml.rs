@@ -1,5 +1,6 @@
 //! authn-gateway's SAML settings, validated (SAML-1…9).
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,8 +29,49 @@ pub struct SamlConfig {
     pub login_timeout: Duration,
     pub sso_session: Duration,
     pub password_attempts: u32,
+    pub trusted_proxies: Vec<IpNet>,
     pub organization_name: String,
     pub organization_url: Url,
+}
+
+/// An IP address range (`10.0.0.0/8`, `fd00::/8`, or one address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(s: &str) -> Option<Self> {
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, p.parse::<u8>().ok()?),
+            None => {
+                let a = s.trim().parse::<IpAddr>().ok()?;
+                (a, if a.is_ipv4() { 32 } else { 128 })
+            }
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        (prefix <= max).then_some(IpNet { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let bits = |a: IpAddr| -> (u128, u8) {
+            match a {
+                IpAddr::V4(v) => (u128::from(u32::from(v)), 32),
+                IpAddr::V6(v) => (u128::from(v), 128),
+            }
+        };
+        let ip = match ip {
+            IpAddr::V6(v) => v.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        let ((net, width), (candidate, candidate_width)) = (bits(self.addr), bits(ip));
+        if width != candidate_width {
+            return false;
+        }
+        let shift = u32::from(width - self.prefix);
+        self.prefix == 0 || net.checked_shr(shift) == candidate.checked_shr(shift)
+    }
 }
 
 impl SamlConfig {
@@ -60,9 +102,18 @@ pub(crate) fn resolve(
         login_timeout_secs,
         sso_session_secs,
         password_attempts,
+        trusted_proxies,
         organization_name,
         organization_url,
     } = s;
+    let trusted_proxies = trusted_proxies
+        .iter()
+        .map(|p| {
+            IpNet::parse(p).ok_or_else(|| {
+                ConfigError::new("saml.trusted_proxies", format!("{p}: not an IP address or CIDR range"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let origin = public_url.as_str().trim_end_matches('/').to_owned();
     let entity_id = match entity_id.filter(|e| !e.trim().is_empty()) {
         Some(e) => {
@@ -137,6 +188,7 @@ pub(crate) fn resolve(
         login_timeout: Duration::from_secs(login_timeout_secs),
         sso_session: Duration::from_secs(sso_session_secs),
         password_attempts,
+        trusted_proxies,
         organization_name,
         organization_url,
     })
@@ -167,6 +219,13 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(resolve(plain, false, Path::new("/x"), &public).unwrap_err().key, "saml.sp_metadata_urls");
+        let proxies = SamlSettings { trusted_proxies: vec!["10.0.0.0/8".into(), "::1".into()], ..Default::default() };
+        let nets = resolve(proxies, true, Path::new("/x"), &public).unwrap().trusted_proxies;
+        assert!(nets[0].contains("10.42.7.1".parse().unwrap()) && !nets[0].contains("11.0.0.1".parse().unwrap()));
+        assert!(nets[0].contains("::ffff:10.1.2.3".parse().unwrap()), "IPv4-mapped addresses count");
+        assert!(nets[1].contains("::1".parse().unwrap()) && !nets[1].contains("::2".parse().unwrap()));
+        let bad = SamlSettings { trusted_proxies: vec!["10.0.0.0/33".into()], ..Default::default() };
+        assert_eq!(resolve(bad, true, Path::new("/x"), &public).unwrap_err().key, "saml.trusted_proxies");
         let attempts = SamlSettings { password_attempts: 0, ..Default::default() };
         assert_eq!(resolve(attempts, true, Path::new("/x"), &public).unwrap_err().key, "saml.password_attempts");
     }

@@ -93,6 +93,10 @@ impl Default for BusSettings {
 pub struct CacheSettings {
     /// `redis://…` / `rediss://…`, or `memory://` (development only).
     pub url: String,
+    /// Put before every key (then the service's name), so that several
+    /// deployments or test runs can share one Redis: letters, digits and
+    /// `-_:.`, at most 64.
+    pub key_prefix: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -463,6 +467,10 @@ pub struct SamlSettings {
     pub sso_session_secs: u64,
     /// Wrong passwords in one login before nr19.
     pub password_attempts: u32,
+    /// Proxies (IP addresses or CIDR ranges, e.g. the ingress controller's
+    /// pods) whose `X-Forwarded-For` names the client. Empty: the TCP peer
+    /// is the client.
+    pub trusted_proxies: Vec<String>,
     /// Shown in the metadata's Organization element.
     pub organization_name: String,
     pub organization_url: Option<String>,
@@ -483,6 +491,7 @@ impl Default for SamlSettings {
             login_timeout_secs: 900,
             sso_session_secs: 3600,
             password_attempts: 3,
+            trusted_proxies: Vec::new(),
             organization_name: "SPID Identity Provider".into(),
             organization_url: None,
         }

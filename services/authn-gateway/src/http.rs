@@ -13,7 +13,6 @@ use crate::metadata::{SLO, SSO_POST, SSO_REDIRECT};
 use crate::pages::{Lang, Pages};
 use crate::request::Incoming;
 
-pub const SSO_COOKIE: &str = "spid_sso";
 /// Form bodies larger than this are refused (a POST AuthnRequest is a few
 /// KiB; the limit of the binding check is below it).
 const MAX_FORM: usize = 192 * 1024;
@@ -23,8 +22,69 @@ pub struct Web {
     pub pages: Pages,
     /// The signed metadata, built at start.
     pub metadata: String,
-    /// `Secure; SameSite=None` cookies on https origins.
+    /// https origin: `__Host-` cookies, `Secure`.
     pub secure_cookies: bool,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<spid_config::saml::IpNet>,
+}
+
+impl Web {
+    /// The level-1 session cookie.
+    fn sso_cookie(&self) -> &'static str {
+        if self.secure_cookies { "__Host-spid_sso" } else { "spid_sso" }
+    }
+
+    /// The browser cookie every login step must carry.
+    fn browser_cookie(&self) -> &'static str {
+        if self.secure_cookies { "__Host-spid_browser" } else { "spid_browser" }
+    }
+
+    /// `Set-Cookie` for the session cookie: cross-site POSTs from SPs must
+    /// carry it, hence `SameSite=None` (which needs `Secure`).
+    fn set_sso(&self, id: &str) -> String {
+        let attrs = if self.secure_cookies { "; Secure; SameSite=None" } else { "; SameSite=Lax" };
+        format!("{}={id}; Path=/; HttpOnly{attrs}", self.sso_cookie())
+    }
+
+    fn clear_sso(&self) -> String {
+        let secure = if self.secure_cookies { "; Secure" } else { "" };
+        format!("{}=; Path=/; HttpOnly; Max-Age=0{secure}", self.sso_cookie())
+    }
+
+    /// `Set-Cookie` for the browser id: only our own pages post the login
+    /// forms, so `SameSite=Lax` is enough.
+    fn set_browser(&self, id: &str) -> String {
+        let secure = if self.secure_cookies { "; Secure" } else { "" };
+        format!("{}={id}; Path=/; HttpOnly; SameSite=Lax{secure}", self.browser_cookie())
+    }
+
+    /// The client: the TCP peer, or — when the peer is a trusted proxy —
+    /// the last address of `X-Forwarded-For` that is not one.
+    fn client_ip(&self, req: &HttpRequest) -> String {
+        let Some(peer) = req.peer_addr().map(|a| a.ip()) else { return String::new() };
+        let trusted = |ip: std::net::IpAddr| self.trusted_proxies.iter().any(|n| n.contains(ip));
+        if !trusted(peer) {
+            return peer.to_string();
+        }
+        let forwarded: Vec<std::net::IpAddr> = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|ip| ip.trim().parse().ok())
+            .collect();
+        forwarded.iter().rev().find(|ip| !trusted(**ip)).or(forwarded.first()).unwrap_or(&peer).to_string()
+    }
+}
+
+fn is_token(v: &str) -> bool {
+    v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A form posted from another site (`Sec-Fetch-Site: cross-site`) is not
+/// a step of our login pages.
+fn cross_site(req: &HttpRequest) -> bool {
+    req.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site")
 }
 
 pub fn routes(web_state: Arc<Web>) -> impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static {
@@ -56,10 +116,6 @@ fn lang(req: &HttpRequest) -> Lang {
     Lang::pick(query.as_deref(), accept)
 }
 
-fn client_ip(req: &HttpRequest) -> String {
-    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()
-}
-
 fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
     let raw = req.headers().get(header::COOKIE)?.to_str().ok()?;
     raw.split(';').filter_map(|c| c.trim().split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| v.to_owned())
@@ -73,8 +129,9 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
     fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or("")
 }
 
-/// Sends a view: a page, or the form that carries the Response to the SP.
-fn respond(state: &Web, view: &View, lang: Lang, set_sso: Option<String>) -> HttpResponse {
+/// Sends a view: a page, or the form that carries the Response to the SP,
+/// with the `Set-Cookie` values given.
+fn respond(state: &Web, view: &View, lang: Lang, cookies: &[String]) -> HttpResponse {
     let page = match state.pages.render(view, lang) {
         Ok(p) => p,
         Err(e) => {
@@ -100,9 +157,8 @@ fn respond(state: &Web, view: &View, lang: Lang, set_sso: Option<String>) -> Htt
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::X_FRAME_OPTIONS, "DENY"))
         .insert_header((header::REFERRER_POLICY, "no-referrer"));
-    if let Some(id) = set_sso {
-        let attrs = if state.secure_cookies { "; Secure; SameSite=None" } else { "; SameSite=Lax" };
-        resp.insert_header((header::SET_COOKIE, format!("{SSO_COOKIE}={id}; Path=/; HttpOnly{attrs}")));
+    for c in cookies {
+        resp.append_header((header::SET_COOKIE, c.as_str()));
     }
     resp.body(page.html)
 }
@@ -113,7 +169,7 @@ fn unavailable(state: &Web, lang: Lang, e: &crate::login::LoginError) -> HttpRes
         crate::login::LoginError::Unavailable(_) => ErrorCode::Nr02,
         crate::login::LoginError::Internal(_) => ErrorCode::Nr03,
     };
-    respond(state, &View::Error(code), lang, None)
+    respond(state, &View::Error(code), lang, &[])
 }
 
 async fn metadata(state: web::Data<Web>) -> HttpResponse {
@@ -121,7 +177,7 @@ async fn metadata(state: web::Data<Web>) -> HttpResponse {
 }
 
 async fn wrong_method(state: web::Data<Web>, req: HttpRequest) -> HttpResponse {
-    respond(&state, &View::Error(ErrorCode::Nr06), lang(&req), None)
+    respond(&state, &View::Error(ErrorCode::Nr06), lang(&req), &[])
 }
 
 async fn sso_redirect(state: web::Data<Web>, req: HttpRequest) -> HttpResponse {
@@ -136,9 +192,19 @@ async fn sso_post(state: web::Data<Web>, req: HttpRequest, body: web::Bytes) -> 
 
 async fn receive(state: &Web, req: &HttpRequest, incoming: Result<Incoming, ErrorCode>) -> HttpResponse {
     let lang = lang(req);
-    let sso = cookie(req, SSO_COOKIE);
-    match state.login.receive(incoming, &client_ip(req), sso.as_deref()).await {
-        Ok(view) => respond(state, &view, lang, None),
+    let sso = cookie(req, state.sso_cookie()).filter(|c| is_token(c));
+    // The browser's id, made here when it has none (or a SP's cross-site
+    // POST did not carry it): the login's pages must come back with it.
+    let (browser, set) = match cookie(req, state.browser_cookie()).filter(|c| is_token(c)) {
+        Some(b) => (b, Vec::new()),
+        None => {
+            let b = crate::login::random_token();
+            let set = vec![state.set_browser(&b)];
+            (b, set)
+        }
+    };
+    match state.login.receive(incoming, &state.client_ip(req), sso.as_deref(), &browser).await {
+        Ok(view) => respond(state, &view, lang, &set),
         Err(e) => unavailable(state, lang, &e),
     }
 }
@@ -158,58 +224,77 @@ async fn slo_post(state: web::Data<Web>, req: HttpRequest, body: web::Bytes) -> 
 async fn logout(state: &Web, req: &HttpRequest, incoming: Result<Incoming, ErrorCode>) -> HttpResponse {
     let lang = lang(req);
     match state.login.logout(incoming).await {
-        Ok(view) => {
-            let mut resp = respond(state, &view, lang, None);
-            if matches!(view, View::Post { .. })
-                && let Ok(v) = header::HeaderValue::from_str(&format!("{SSO_COOKIE}=; Path=/; HttpOnly; Max-Age=0"))
-            {
-                resp.headers_mut().insert(header::SET_COOKIE, v);
-            }
-            resp
-        }
+        // The cookie goes only when a session was really logged out.
+        Ok((view, true)) => respond(state, &view, lang, &[state.clear_sso()]),
+        Ok((view, false)) => respond(state, &view, lang, &[]),
         Err(e) => unavailable(state, lang, &e),
     }
 }
 
+/// A login step's form: its transaction, the browser it must come from,
+/// or the page of a refused step.
+/// A step's form fields and the browser id it came with.
+type Step = (Vec<(String, String)>, String);
+
+fn step(state: &Web, req: &HttpRequest, body: &[u8]) -> Result<Step, Box<HttpResponse>> {
+    if cross_site(req) {
+        return Err(Box::new(respond(state, &View::Error(ErrorCode::Nr04), lang(req), &[])));
+    }
+    let browser = cookie(req, state.browser_cookie()).unwrap_or_default();
+    Ok((form(body), browser))
+}
+
 async fn password(state: web::Data<Web>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let lang = lang(&req);
-    let f = form(&body);
+    let (f, browser) = match step(&state, &req, &body) {
+        Ok(s) => s,
+        Err(page) => return *page,
+    };
     let tx = field(&f, "tx");
     let result = if field(&f, "action") == "cancel" {
-        state.login.cancel(tx).await
+        state.login.cancel(tx, &browser).await
     } else {
-        state.login.password(tx, field(&f, "username").trim(), field(&f, "password")).await
+        state.login.password(tx, &browser, field(&f, "username").trim(), field(&f, "password")).await
     };
     match result {
-        Ok(view) => respond(&state, &view, lang, None),
+        Ok(view) => respond(&state, &view, lang, &[]),
         Err(e) => unavailable(&state, lang, &e),
     }
 }
 
 async fn code(state: web::Data<Web>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let lang = lang(&req);
-    let f = form(&body);
+    let (f, browser) = match step(&state, &req, &body) {
+        Ok(s) => s,
+        Err(page) => return *page,
+    };
     let tx = field(&f, "tx");
     let action = field(&f, "action");
     let result = if action == "cancel" {
-        state.login.cancel(tx).await
+        state.login.cancel(tx, &browser).await
     } else if let Some(method) = action.strip_prefix("method:") {
-        state.login.switch_method(tx, method).await
+        state.login.switch_method(tx, &browser, method).await
     } else {
-        state.login.code(tx, field(&f, "code")).await
+        state.login.code(tx, &browser, field(&f, "code")).await
     };
     match result {
-        Ok(view) => respond(&state, &view, lang, None),
+        Ok(view) => respond(&state, &view, lang, &[]),
         Err(e) => unavailable(&state, lang, &e),
     }
 }
 
 async fn consent(state: web::Data<Web>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let lang = lang(&req);
-    let f = form(&body);
+    let (f, browser) = match step(&state, &req, &body) {
+        Ok(s) => s,
+        Err(page) => return *page,
+    };
     let mut sso = None;
-    match state.login.consent(field(&f, "tx"), field(&f, "action") == "accept", &mut sso).await {
-        Ok(view) => respond(&state, &view, lang, sso),
+    match state.login.consent(field(&f, "tx"), &browser, field(&f, "action") == "accept", &mut sso).await {
+        Ok(view) => {
+            let cookies: Vec<String> = sso.iter().map(|id| state.set_sso(id)).collect();
+            respond(&state, &view, lang, &cookies)
+        }
         Err(e) => unavailable(&state, lang, &e),
     }
 }
@@ -217,9 +302,12 @@ async fn consent(state: web::Data<Web>, req: HttpRequest, body: web::Bytes) -> H
 /// The current page again, in the language asked (`?lang=`).
 async fn show(state: web::Data<Web>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let lang = lang(&req);
-    let f = form(&body);
-    match state.login.show(field(&f, "tx")).await {
-        Ok(view) => respond(&state, &view, lang, None),
+    let (f, browser) = match step(&state, &req, &body) {
+        Ok(s) => s,
+        Err(page) => return *page,
+    };
+    match state.login.show(field(&f, "tx"), &browser).await {
+        Ok(view) => respond(&state, &view, lang, &[]),
         Err(e) => unavailable(&state, lang, &e),
     }
 }

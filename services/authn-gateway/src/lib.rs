@@ -164,6 +164,7 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
         pages: pages::Pages::new(&saml.organization_name).map_err(|e| RunError::new(e.to_string()))?,
         metadata: signed_metadata,
         secure_cookies: config.public_url.scheme() == "https",
+        trusted_proxies: saml.trusted_proxies.clone(),
     });
     let saml_routes = http::routes(web_state);
     let dev_routes = dev::routes(config.is_dev().then(|| peer(notification)));

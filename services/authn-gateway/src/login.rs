@@ -117,8 +117,20 @@ pub trait SecondFactor: Send + Sync {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub enum Stage {
     Password,
-    Code { spid_code: String, challenge: Challenge, methods: Vec<String> },
-    Consent { spid_code: String, level: Level, authn_instant: DateTime<Utc>, session_index: Option<String> },
+    Code {
+        spid_code: String,
+        challenge: Challenge,
+        methods: Vec<String>,
+    },
+    Consent {
+        spid_code: String,
+        level: Level,
+        authn_instant: DateTime<Utc>,
+        session_index: Option<String>,
+        /// The level-1 session being reused (no new one is made).
+        #[serde(default)]
+        reused_session: Option<String>,
+    },
 }
 
 /// One login, kept in the cache between pages.
@@ -136,6 +148,10 @@ pub struct Transaction {
     /// The AuthnRequest, deflated and base64-encoded (AUD-2).
     pub request_deflated: String,
     pub client_ip: String,
+    /// The browser the login belongs to (its `spid_browser` cookie): every
+    /// step must come from it, so a page cannot be driven from elsewhere
+    /// (login CSRF).
+    pub browser: String,
     pub received_at: DateTime<Utc>,
     pub password_failures: u32,
     pub stage: Stage,
@@ -235,6 +251,11 @@ fn chrono_duration(d: Duration) -> chrono::Duration {
 
 const TX_PREFIX: &str = "saml:tx:";
 
+/// Constant-time comparison of two browser ids.
+fn same_browser(a: &str, b: &str) -> bool {
+    !a.is_empty() && a.len() == b.len() && openssl::memcmp::eq(a.as_bytes(), b.as_bytes())
+}
+
 /// A random 128-bit identifier, hex.
 pub fn random_token() -> String {
     uuid::Uuid::new_v4().simple().to_string()
@@ -260,6 +281,7 @@ impl Login {
         incoming: Result<Incoming, ErrorCode>,
         client_ip: &str,
         sso: Option<&str>,
+        browser: &str,
     ) -> Result<View, LoginError> {
         let incoming = match incoming {
             Ok(i) => i,
@@ -291,6 +313,7 @@ impl Login {
                     binding: incoming.binding,
                     request_deflated,
                     client_ip: client_ip.to_owned(),
+                    browser: browser.to_owned(),
                     received_at: now,
                     password_failures: 0,
                     stage: Stage::Password,
@@ -300,7 +323,7 @@ impl Login {
         };
         let replay_ttl = self.settings.request_max_age + self.settings.clock_skew + Duration::from_secs(60);
         let fresh = self.cache.set_if_absent(&checked.replay_key(), b"1", replay_ttl).await.map_err(internal)?;
-        let tx = self.transaction(&checked, &incoming, request_deflated, client_ip, now);
+        let tx = self.transaction(&checked, &incoming, request_deflated, client_ip, browser, now);
         if !fresh {
             return self.fail(&tx, ErrorCode::Nr11, None).await;
         }
@@ -318,6 +341,7 @@ impl Login {
                 level: Level::L1,
                 authn_instant: session.authn_instant,
                 session_index: Some(session.session_index),
+                reused_session: sso.map(str::to_owned),
             };
             return self.consent_view(tx).await;
         }
@@ -331,6 +355,7 @@ impl Login {
         incoming: &Incoming,
         request_deflated: String,
         client_ip: &str,
+        browser: &str,
         now: DateTime<Utc>,
     ) -> Transaction {
         Transaction {
@@ -345,6 +370,7 @@ impl Login {
             binding: incoming.binding,
             request_deflated,
             client_ip: client_ip.to_owned(),
+            browser: browser.to_owned(),
             received_at: now,
             password_failures: 0,
             stage: Stage::Password,
@@ -374,7 +400,7 @@ impl Login {
     /// Takes the transaction for one step: unknown (or already used) → the
     /// page of a request that can no longer be answered; past the login
     /// timeout → nr21 to the SP.
-    async fn take(&self, id: &str) -> Result<Result<Transaction, View>, LoginError> {
+    async fn take(&self, id: &str, browser: &str) -> Result<Result<Transaction, View>, LoginError> {
         if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Ok(Err(View::Error(ErrorCode::Nr04)));
         }
@@ -382,6 +408,11 @@ impl Login {
             return Ok(Err(View::Error(ErrorCode::Nr21)));
         };
         let tx: Transaction = serde_json::from_slice(&raw).map_err(internal)?;
+        if !same_browser(&tx.browser, browser) {
+            // Not this browser's login: refused, left for its owner.
+            self.store(&tx).await?;
+            return Ok(Err(View::Error(ErrorCode::Nr04)));
+        }
         if self.now() - tx.received_at > chrono_duration(self.settings.login_timeout) {
             return Ok(Err(self.fail(&tx, ErrorCode::Nr21, None).await?));
         }
@@ -399,15 +430,21 @@ impl Login {
     }
 
     /// The user gives up (nr25), from any page.
-    pub async fn cancel(&self, tx_id: &str) -> Result<View, LoginError> {
-        match self.take(tx_id).await? {
+    pub async fn cancel(&self, tx_id: &str, browser: &str) -> Result<View, LoginError> {
+        match self.take(tx_id, browser).await? {
             Ok(tx) => self.fail(&tx, ErrorCode::Nr25, None).await,
             Err(view) => Ok(view),
         }
     }
 
-    pub async fn password(&self, tx_id: &str, username: &str, password: &str) -> Result<View, LoginError> {
-        let mut tx = match self.take(tx_id).await? {
+    pub async fn password(
+        &self,
+        tx_id: &str,
+        browser: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<View, LoginError> {
+        let mut tx = match self.take(tx_id, browser).await? {
             Ok(tx) => tx,
             Err(view) => return Ok(view),
         };
@@ -444,6 +481,7 @@ impl Login {
                         level: Level::L1,
                         authn_instant: now,
                         session_index: Some(crate::response::new_id()),
+                        reused_session: None,
                     };
                     return self.consent_view(tx).await;
                 }
@@ -486,8 +524,8 @@ impl Login {
     }
 
     /// The holder picks another of the methods offered.
-    pub async fn switch_method(&self, tx_id: &str, method: &str) -> Result<View, LoginError> {
-        let tx = match self.take(tx_id).await? {
+    pub async fn switch_method(&self, tx_id: &str, browser: &str, method: &str) -> Result<View, LoginError> {
+        let tx = match self.take(tx_id, browser).await? {
             Ok(tx) => tx,
             Err(view) => return Ok(view),
         };
@@ -503,8 +541,8 @@ impl Login {
     }
 
     /// The current page again (a language change).
-    pub async fn show(&self, tx_id: &str) -> Result<View, LoginError> {
-        let tx = match self.take(tx_id).await? {
+    pub async fn show(&self, tx_id: &str, browser: &str) -> Result<View, LoginError> {
+        let tx = match self.take(tx_id, browser).await? {
             Ok(tx) => tx,
             Err(view) => return Ok(view),
         };
@@ -521,8 +559,8 @@ impl Login {
         }
     }
 
-    pub async fn code(&self, tx_id: &str, code: &str) -> Result<View, LoginError> {
-        let mut tx = match self.take(tx_id).await? {
+    pub async fn code(&self, tx_id: &str, browser: &str, code: &str) -> Result<View, LoginError> {
+        let mut tx = match self.take(tx_id, browser).await? {
             Ok(tx) => tx,
             Err(view) => return Ok(view),
         };
@@ -533,8 +571,13 @@ impl Login {
         let code: String = code.chars().filter(|c| !c.is_whitespace()).take(16).collect();
         match self.second_factor.verify(&challenge.id, &tx.id, &code, &tx.client_ip).await? {
             CodeCheck::Ok => {
-                tx.stage =
-                    Stage::Consent { spid_code, level: Level::L2, authn_instant: self.now(), session_index: None };
+                tx.stage = Stage::Consent {
+                    spid_code,
+                    level: Level::L2,
+                    authn_instant: self.now(),
+                    session_index: None,
+                    reused_session: None,
+                };
                 self.consent_view(tx).await
             }
             CodeCheck::Wrong | CodeCheck::Pending => {
@@ -565,25 +608,39 @@ impl Login {
         } else {
             self.directory.attributes(spid_code, &tx.attributes).await?
         };
-        let attributes =
-            tx.attributes.iter().map(|n| (n.clone(), values.get(n).cloned().unwrap_or_default())).collect();
+        // Exactly what will be sent: attributes the holder lacks are left out.
+        let attributes = tx
+            .attributes
+            .iter()
+            .filter_map(|n| values.get(n).filter(|v| !v.trim().is_empty()).map(|v| (n.clone(), v.clone())))
+            .collect();
         self.store(&tx).await?;
         Ok(View::Consent { tx: tx.id.clone(), sp: tx.sp_entity_id.clone(), attributes })
     }
 
     /// The user's answer on the consent page; `sso_out` receives the id of
     /// a new L1 session to set as a cookie.
-    pub async fn consent(&self, tx_id: &str, accept: bool, sso_out: &mut Option<String>) -> Result<View, LoginError> {
-        let tx = match self.take(tx_id).await? {
+    pub async fn consent(
+        &self,
+        tx_id: &str,
+        browser: &str,
+        accept: bool,
+        sso_out: &mut Option<String>,
+    ) -> Result<View, LoginError> {
+        let tx = match self.take(tx_id, browser).await? {
             Ok(tx) => tx,
             Err(view) => return Ok(view),
         };
-        let Stage::Consent { spid_code, level, authn_instant, session_index } = tx.stage.clone() else {
+        let Stage::Consent { spid_code, level, authn_instant, session_index, reused_session } = tx.stage.clone() else {
             self.store(&tx).await?;
             return Ok(View::Error(ErrorCode::Nr04));
         };
         if !accept {
             return self.fail(&tx, ErrorCode::Nr22, Some(&spid_code)).await;
+        }
+        // Suspended, revoked or locked since the password: nothing is sent.
+        if !self.directory.is_active(&spid_code).await? {
+            return self.fail(&tx, ErrorCode::Nr23, Some(&spid_code)).await;
         }
         // The values are read again: what is sent is what the holder has now.
         let values = if tx.attributes.is_empty() {
@@ -591,9 +648,13 @@ impl Login {
         } else {
             self.directory.attributes(&spid_code, &tx.attributes).await?
         };
-        let attributes: Vec<(String, String)> =
-            tx.attributes.iter().filter_map(|n| values.get(n).map(|v| (n.clone(), v.clone()))).collect();
-        if let (Level::L1, Some(index)) = (level, &session_index) {
+        // An attribute the holder does not have is left out, not sent empty.
+        let attributes: Vec<(String, String)> = tx
+            .attributes
+            .iter()
+            .filter_map(|n| values.get(n).filter(|v| !v.trim().is_empty()).map(|v| (n.clone(), v.clone())))
+            .collect();
+        if let (Level::L1, Some(index), None) = (level, &session_index, &reused_session) {
             *sso_out = Some(self.sessions.create(&spid_code, authn_instant, index).await.map_err(internal)?);
         }
         let to = Addressee {

@@ -5,6 +5,7 @@
 //! is a success. Other SPs of the same session are not called
 //! (propagation is not implemented).
 
+use sha2::Digest;
 use spid_xml::ns::{SAML, SAMLP};
 
 use crate::anomaly::ErrorCode;
@@ -13,10 +14,11 @@ use crate::registry::HTTP_POST;
 use crate::request::{Context, Incoming, authenticate, fresh, is_ncname};
 
 impl Login {
-    pub async fn logout(&self, incoming: Result<Incoming, ErrorCode>) -> Result<View, LoginError> {
+    /// The view to send, and whether the browser's session cookie goes.
+    pub async fn logout(&self, incoming: Result<Incoming, ErrorCode>) -> Result<(View, bool), LoginError> {
         let incoming = match incoming {
             Ok(i) => i,
-            Err(code) => return Ok(View::Error(code)),
+            Err(code) => return Ok((View::Error(code), false)),
         };
         let ctx = Context {
             registry: &self.registry,
@@ -28,10 +30,15 @@ impl Login {
         };
         let (root, sp) = match authenticate(&incoming, &ctx) {
             Ok(found) => found,
-            Err(code) => return Ok(View::Error(code)),
+            Err(code) => return Ok((View::Error(code), false)),
         };
+        // Any other signed message of the SP (an AuthnRequest replayed
+        // here, say) is not a logout.
+        if !root.is(SAMLP, "LogoutRequest") {
+            return Ok((View::Error(ErrorCode::Nr04), false));
+        }
         let Some(endpoint) = sp.logout.iter().find(|e| e.binding == HTTP_POST) else {
-            return Ok(View::Error(ErrorCode::Nr06));
+            return Ok((View::Error(ErrorCode::Nr06), false));
         };
         let destination = endpoint.response_location.clone().unwrap_or_else(|| endpoint.location.clone());
         let id = root.attribute("ID").filter(|i| is_ncname(i));
@@ -41,13 +48,19 @@ impl Login {
             .filter_map(|i| i.text_content())
             .map(|t| t.trim().to_owned())
             .collect();
-        let acceptable = root.is(SAMLP, "LogoutRequest")
-            && root.attribute("Version") == Some("2.0")
+        let mut acceptable = root.attribute("Version") == Some("2.0")
             && id.is_some()
             && fresh(root.attribute("IssueInstant").unwrap_or_default(), &ctx)
             && (dest == self.settings.entity_id || self.settings.slo_locations.iter().any(|l| l == dest))
             && root.first(SAML, "NameID").and_then(|n| n.text_content()).is_some_and(|n| !n.trim().is_empty())
             && !indexes.is_empty();
+        if let (true, Some(id)) = (acceptable, id) {
+            // Each LogoutRequest once (a replay is answered Requester).
+            let key = format!("saml:logout:{}", hex::encode(sha2::Sha256::digest(format!("{}\n{id}", sp.entity_id))));
+            let ttl = self.settings.request_max_age + self.settings.clock_skew;
+            acceptable =
+                self.cache.set_if_absent(&key, b"1", ttl).await.map_err(|e| LoginError::Internal(e.to_string()))?;
+        }
         if acceptable {
             for index in &indexes {
                 if let Some(spid_code) =
@@ -62,10 +75,11 @@ impl Login {
             .logout_response(&destination, id, acceptable, self.clock.now())
             .map_err(|e| LoginError::Internal(e.to_string()))?;
         use base64::Engine;
-        Ok(View::Post {
+        let view = View::Post {
             acs_url: destination,
             saml_response: base64::engine::general_purpose::STANDARD.encode(built.xml.as_bytes()),
             relay_state: incoming.relay_state,
-        })
+        };
+        Ok((view, acceptable))
     }
 }

@@ -26,6 +26,8 @@ use crate::login::*;
 use crate::request::tests::{IDP, SP, SSO_POST, SSO_REDIRECT, now, post, registry, request, set, sp_key};
 
 const CODE: &str = "123456";
+/// The test browser's id (its `spid_browser` cookie).
+const B: &str = "0123456789abcdef0123456789abcdef";
 
 struct People;
 
@@ -154,7 +156,7 @@ fn level(e: Element, uri: &str) -> Element {
 
 impl World {
     async fn start(&self, e: Element, sso: Option<&str>) -> View {
-        self.login.receive(Ok(post(&self.sp, e, Some("rs"))), "203.0.113.7", sso).await.unwrap()
+        self.login.receive(Ok(post(&self.sp, e, Some("rs"))), "203.0.113.7", sso, B).await.unwrap()
     }
 
     async fn audit(&self) -> Vec<Envelope> {
@@ -228,24 +230,24 @@ async fn level_2_login_with_a_wrong_password_and_a_wrong_code() {
     assert_eq!((*level, *attempts_left), (Level::L2, 3));
     let tx = tx_of(&view);
 
-    let view = w.login.password(&tx, "mario@example.it", "Sbagliata#1").await.unwrap();
+    let view = w.login.password(&tx, B, "mario@example.it", "Sbagliata#1").await.unwrap();
     assert!(
         matches!(view, View::Password { notice: Some(Notice::WrongCredentials), attempts_left: 2, .. }),
         "{view:?}"
     );
-    let view = w.login.password(&tx, "mario@example.it", "Giusta#2026").await.unwrap();
+    let view = w.login.password(&tx, B, "mario@example.it", "Giusta#2026").await.unwrap();
     let View::Code { challenge, .. } = &view else { panic!("{view:?}") };
     assert_eq!(challenge.method, "sms");
-    let view = w.login.code(&tx, "000000").await.unwrap();
+    let view = w.login.code(&tx, B, "000000").await.unwrap();
     assert!(matches!(view, View::Code { notice: Some(Notice::WrongCode), .. }), "{view:?}");
-    let view = w.login.code(&tx, " 123 456 ").await.unwrap();
+    let view = w.login.code(&tx, B, " 123 456 ").await.unwrap();
     let View::Consent { attributes, .. } = &view else { panic!("{view:?}") };
     assert_eq!(
         attributes.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>(),
         ["fiscalNumber=TINIT-RSSMRA80A01H501U", "name=Mario", "familyName=Rossi", "dateOfBirth=1980-01-01"]
     );
     let mut sso = None;
-    let view = w.login.consent(&tx, true, &mut sso).await.unwrap();
+    let view = w.login.consent(&tx, B, true, &mut sso).await.unwrap();
     assert!(sso.is_none(), "no session at level 2 (SAML-7)");
     let (xml, root) = response(&view);
 
@@ -324,7 +326,7 @@ async fn level_2_login_with_a_wrong_password_and_a_wrong_code() {
     assert_eq!((a.outcome.as_str(), a.level.as_str()), ("success", "https://www.spid.gov.it/SpidL2"));
 
     // The transaction is gone: a second consent cannot send it again.
-    assert_eq!(w.login.consent(&tx, true, &mut None).await.unwrap(), View::Error(ErrorCode::Nr21));
+    assert_eq!(w.login.consent(&tx, B, true, &mut None).await.unwrap(), View::Error(ErrorCode::Nr21));
 }
 
 #[tokio::test]
@@ -332,10 +334,10 @@ async fn third_wrong_password_is_nr19() {
     let w = world().await;
     let tx = tx_of(&w.start(request("_p"), None).await);
     for left in [2, 1] {
-        let view = w.login.password(&tx, "mario@example.it", "no").await.unwrap();
+        let view = w.login.password(&tx, B, "mario@example.it", "no").await.unwrap();
         assert!(matches!(view, View::Password { attempts_left, .. } if attempts_left == left), "{view:?}");
     }
-    assert_failure(&w.login.password(&tx, "nessuno@example.it", "no").await.unwrap(), ErrorCode::Nr19);
+    assert_failure(&w.login.password(&tx, B, "nessuno@example.it", "no").await.unwrap(), ErrorCode::Nr19);
 }
 
 #[tokio::test]
@@ -343,25 +345,25 @@ async fn user_outcomes_nr20_to_nr25() {
     let w = world().await;
     // nr25: cancel.
     let tx = tx_of(&w.start(request("_c"), None).await);
-    assert_failure(&w.login.cancel(&tx).await.unwrap(), ErrorCode::Nr25);
+    assert_failure(&w.login.cancel(&tx, B).await.unwrap(), ErrorCode::Nr25);
     // nr23: suspended or revoked.
     let tx = tx_of(&w.start(request("_s"), None).await);
-    assert_failure(&w.login.password(&tx, "sospeso@example.it", "Giusta#2026").await.unwrap(), ErrorCode::Nr23);
+    assert_failure(&w.login.password(&tx, B, "sospeso@example.it", "Giusta#2026").await.unwrap(), ErrorCode::Nr23);
     // nr20: level-1 credentials only, level 2 asked.
     let tx = tx_of(&w.start(request("_n"), None).await);
-    assert_failure(&w.login.password(&tx, "anna@example.it", "Giusta#2026").await.unwrap(), ErrorCode::Nr20);
+    assert_failure(&w.login.password(&tx, B, "anna@example.it", "Giusta#2026").await.unwrap(), ErrorCode::Nr20);
     // nr20 at once for level 3 (not offered).
     assert_failure(&w.start(level(request("_l3"), "https://www.spid.gov.it/SpidL3"), None).await, ErrorCode::Nr20);
     // nr22: consent refused.
     let tx = tx_of(&w.start(level(request("_d"), "https://www.spid.gov.it/SpidL1"), None).await);
-    assert!(matches!(w.login.password(&tx, "anna@example.it", "Giusta#2026").await.unwrap(), View::Consent { .. }));
-    assert_failure(&w.login.consent(&tx, false, &mut None).await.unwrap(), ErrorCode::Nr22);
+    assert!(matches!(w.login.password(&tx, B, "anna@example.it", "Giusta#2026").await.unwrap(), View::Consent { .. }));
+    assert_failure(&w.login.consent(&tx, B, false, &mut None).await.unwrap(), ErrorCode::Nr22);
     // nr19 after the third wrong code.
     let tx = tx_of(&w.start(request("_o"), None).await);
-    w.login.password(&tx, "mario@example.it", "Giusta#2026").await.unwrap();
-    w.login.code(&tx, "1").await.unwrap();
-    w.login.code(&tx, "2").await.unwrap();
-    assert_failure(&w.login.code(&tx, "3").await.unwrap(), ErrorCode::Nr19);
+    w.login.password(&tx, B, "mario@example.it", "Giusta#2026").await.unwrap();
+    w.login.code(&tx, B, "1").await.unwrap();
+    w.login.code(&tx, B, "2").await.unwrap();
+    assert_failure(&w.login.code(&tx, B, "3").await.unwrap(), ErrorCode::Nr19);
 }
 
 #[tokio::test]
@@ -369,12 +371,12 @@ async fn timeout_is_nr21_and_replays_are_nr11() {
     let w = world().await;
     let tx = tx_of(&w.start(request("_t"), None).await);
     w.clock.advance(Duration::seconds(901));
-    assert_failure(&w.login.password(&tx, "mario@example.it", "Giusta#2026").await.unwrap(), ErrorCode::Nr21);
+    assert_failure(&w.login.password(&tx, B, "mario@example.it", "Giusta#2026").await.unwrap(), ErrorCode::Nr21);
 
     let w = world().await;
     let signed = post(&w.sp, request("_replayed"), Some("rs"));
-    assert!(matches!(w.login.receive(Ok(signed.clone()), "ip", None).await.unwrap(), View::Password { .. }));
-    let (_, root) = response(&w.login.receive(Ok(signed), "ip", None).await.unwrap());
+    assert!(matches!(w.login.receive(Ok(signed.clone()), "ip", None, B).await.unwrap(), View::Password { .. }));
+    let (_, root) = response(&w.login.receive(Ok(signed), "ip", None, B).await.unwrap());
     assert_eq!(status(&root).2.as_deref(), Some("ErrorCode nr11"));
     assert_eq!(root.attribute("InResponseTo"), Some("_replayed"));
 }
@@ -384,9 +386,9 @@ async fn level_1_session_is_reused_unless_forced_and_never_for_level_2() {
     let w = world().await;
     let l1 = |id: &str| set(level(request(id), "https://www.spid.gov.it/SpidL1"), "ForceAuthn", None);
     let tx = tx_of(&w.start(l1("_s1"), None).await);
-    w.login.password(&tx, "mario@example.it", "Giusta#2026").await.unwrap();
+    w.login.password(&tx, B, "mario@example.it", "Giusta#2026").await.unwrap();
     let mut sso = None;
-    let (_, root) = response(&w.login.consent(&tx, true, &mut sso).await.unwrap());
+    let (_, root) = response(&w.login.consent(&tx, B, true, &mut sso).await.unwrap());
     let sso = sso.expect("a level-1 session");
     let statement = root.first(SAML, "Assertion").unwrap().first(SAML, "AuthnStatement").unwrap();
     let index = statement.attribute("SessionIndex").expect("SessionIndex at level 1").to_owned();
@@ -394,7 +396,9 @@ async fn level_1_session_is_reused_unless_forced_and_never_for_level_2() {
     // The next level-1 request goes straight to consent, same session.
     let view = w.start(l1("_s2"), Some(&sso)).await;
     let View::Consent { tx, .. } = &view else { panic!("{view:?}") };
-    let (_, root) = response(&w.login.consent(tx, true, &mut None).await.unwrap());
+    let mut again = None;
+    let (_, root) = response(&w.login.consent(tx, B, true, &mut again).await.unwrap());
+    assert_eq!(again, None, "the reused session is kept, not doubled");
     let statement = root.first(SAML, "Assertion").unwrap().first(SAML, "AuthnStatement").unwrap();
     assert_eq!(statement.attribute("SessionIndex"), Some(index.as_str()));
 
@@ -421,7 +425,7 @@ async fn request_refusals_answer_the_sp_or_show_a_page() {
     assert_eq!(message.as_deref(), Some("ErrorCode nr15"));
     // A bad signature is a page; nothing is recorded.
     let before = w.audit().await.len();
-    let view = w.login.receive(Ok(post(&sp_key(), request("_x"), None)), "ip", None).await.unwrap();
+    let view = w.login.receive(Ok(post(&sp_key(), request("_x"), None)), "ip", None, B).await.unwrap();
     assert_eq!(view, View::Error(ErrorCode::Nr07));
     assert_eq!(w.audit().await.len(), before);
 }
@@ -529,9 +533,9 @@ async fn single_logout_ends_the_level_1_session() {
     let w = world().await;
     let l1 = |id: &str| set(level(request(id), "https://www.spid.gov.it/SpidL1"), "ForceAuthn", None);
     let tx = tx_of(&w.start(l1("_a"), None).await);
-    w.login.password(&tx, "mario@example.it", "Giusta#2026").await.unwrap();
+    w.login.password(&tx, B, "mario@example.it", "Giusta#2026").await.unwrap();
     let mut sso = None;
-    let (_, root) = response(&w.login.consent(&tx, true, &mut sso).await.unwrap());
+    let (_, root) = response(&w.login.consent(&tx, B, true, &mut sso).await.unwrap());
     let sso = sso.unwrap();
     let assertion = root.first(SAML, "Assertion").unwrap();
     let index = assertion.first(SAML, "AuthnStatement").unwrap().attribute("SessionIndex").unwrap().to_owned();
@@ -567,18 +571,25 @@ async fn single_logout_ends_the_level_1_session() {
         (root.attribute("InResponseTo").unwrap().to_owned(), status(&root).0)
     };
     // Without a SessionIndex: refused, the session stays.
-    let view = w.login.logout(Ok(logout_request("_lo1", None))).await.unwrap();
+    let (view, ended) = w.login.logout(Ok(logout_request("_lo1", None))).await.unwrap();
     assert_eq!(status_of(&view), ("_lo1".into(), "urn:oasis:names:tc:SAML:2.0:status:Requester".into()));
-    assert!(w.login.sessions.get(&sso).await.unwrap().is_some());
-    // The right one ends it.
-    let view = w.login.logout(Ok(logout_request("_lo2", Some(&index)))).await.unwrap();
+    assert!(!ended && w.login.sessions.get(&sso).await.unwrap().is_some());
+    // The right one ends it, once.
+    let (view, ended) = w.login.logout(Ok(logout_request("_lo2", Some(&index)))).await.unwrap();
     assert_eq!(status_of(&view), ("_lo2".into(), "urn:oasis:names:tc:SAML:2.0:status:Success".into()));
-    assert!(w.login.sessions.get(&sso).await.unwrap().is_none());
+    assert!(ended && w.login.sessions.get(&sso).await.unwrap().is_none());
+    let (view, ended) = w.login.logout(Ok(logout_request("_lo2", Some(&index)))).await.unwrap();
+    assert_eq!(status_of(&view).1, "urn:oasis:names:tc:SAML:2.0:status:Requester", "a replay");
+    assert!(!ended);
     // Signed by a stranger: a page.
     let mut e = request("_x");
     e.local = "LogoutRequest".into();
-    let view = w.login.logout(Ok(post(&sp_key(), e, None))).await.unwrap();
-    assert_eq!(view, View::Error(ErrorCode::Nr07));
+    assert_eq!(w.login.logout(Ok(post(&sp_key(), e, None))).await.unwrap(), (View::Error(ErrorCode::Nr07), false));
+    // The SP's own AuthnRequest sent to the logout endpoint is not a logout.
+    assert_eq!(
+        w.login.logout(Ok(post(&w.sp, request("_y"), None))).await.unwrap(),
+        (View::Error(ErrorCode::Nr04), false)
+    );
 }
 
 /// The holder switches from the SMS code to the authenticator app; a push
@@ -587,23 +598,23 @@ async fn single_logout_ends_the_level_1_session() {
 async fn second_factor_methods_can_be_switched_and_push_waits_for_the_app() {
     let w = world().await;
     let tx = tx_of(&w.start(request("_m1"), None).await);
-    let view = w.login.password(&tx, "mario@example.it", "Giusta#2026").await.unwrap();
+    let view = w.login.password(&tx, B, "mario@example.it", "Giusta#2026").await.unwrap();
     let View::Code { challenge, others, .. } = &view else { panic!("{view:?}") };
     assert_eq!((challenge.method.as_str(), others.clone()), ("sms", vec!["totp".to_owned(), "push".to_owned()]));
-    assert_eq!(w.login.switch_method(&tx, "qr").await.unwrap(), View::Error(ErrorCode::Nr04), "not offered");
-    let view = w.login.switch_method(&tx, "totp").await.unwrap();
+    assert_eq!(w.login.switch_method(&tx, B, "qr").await.unwrap(), View::Error(ErrorCode::Nr04), "not offered");
+    let view = w.login.switch_method(&tx, B, "totp").await.unwrap();
     let View::Code { challenge, .. } = &view else { panic!("{view:?}") };
     assert_eq!(challenge.method, "totp");
     // A language change shows the same page, nothing spent.
-    assert!(matches!(w.login.show(&tx).await.unwrap(), View::Code { .. }));
-    assert!(matches!(w.login.code(&tx, CODE).await.unwrap(), View::Consent { .. }));
+    assert!(matches!(w.login.show(&tx, B).await.unwrap(), View::Code { .. }));
+    assert!(matches!(w.login.code(&tx, B, CODE).await.unwrap(), View::Consent { .. }));
 
     let tx = tx_of(&w.start(request("_m2"), None).await);
-    w.login.password(&tx, "mario@example.it", "Giusta#2026").await.unwrap();
-    w.login.switch_method(&tx, "push").await.unwrap();
-    let view = w.login.code(&tx, "").await.unwrap();
+    w.login.password(&tx, B, "mario@example.it", "Giusta#2026").await.unwrap();
+    w.login.switch_method(&tx, B, "push").await.unwrap();
+    let view = w.login.code(&tx, B, "").await.unwrap();
     assert!(matches!(view, View::Code { notice: Some(Notice::Pending), .. }), "{view:?}");
-    assert_failure(&w.login.code(&tx, "").await.unwrap(), ErrorCode::Nr25);
+    assert_failure(&w.login.code(&tx, B, "").await.unwrap(), ErrorCode::Nr25);
 }
 
 /// A federation aggregate fetched over HTTP: loaded when its signature
@@ -665,4 +676,20 @@ async fn a_signed_federation_aggregate_is_loaded_from_a_url() {
 
 fn strip_decl(xml: &str) -> &str {
     xml.trim_start().strip_prefix(r#"<?xml version="1.0" encoding="UTF-8"?>"#).unwrap_or(xml).trim()
+}
+
+/// Login CSRF: a transaction is driven only from the browser it started in;
+/// another browser's step is refused and leaves it intact.
+#[tokio::test]
+async fn a_login_is_driven_only_from_its_own_browser() {
+    let w = world().await;
+    let tx = tx_of(&w.start(request("_csrf"), None).await);
+    let other = "fedcba9876543210fedcba9876543210";
+    assert_eq!(
+        w.login.password(&tx, other, "mario@example.it", "Giusta#2026").await.unwrap(),
+        View::Error(ErrorCode::Nr04)
+    );
+    assert_eq!(w.login.cancel(&tx, "").await.unwrap(), View::Error(ErrorCode::Nr04));
+    // Its owner goes on.
+    assert!(matches!(w.login.password(&tx, B, "mario@example.it", "Giusta#2026").await.unwrap(), View::Code { .. }));
 }

@@ -53,8 +53,9 @@ pub async fn bus(config: &Config) -> Result<Arc<dyn EventBus>, Failure> {
 pub async fn cache(config: &Config, name: ServiceName) -> Result<Arc<dyn spid_cache::Cache>, Failure> {
     match &config.cache {
         CacheConfig::Memory => Ok(Arc::new(spid_cache::MemoryCache::new())),
-        CacheConfig::Redis { url } => {
-            let cache = spid_cache::RedisCache::connect(url, name.as_str(), Duration::from_secs(5))
+        CacheConfig::Redis { url, key_prefix } => {
+            let prefix = format!("{key_prefix}{}", name.as_str());
+            let cache = spid_cache::RedisCache::connect(url, &prefix, Duration::from_secs(5))
                 .await
                 .map_err(|e| Failure::Run(e.to_string()))?;
             Ok(Arc::new(cache))
