@@ -78,6 +78,10 @@ signature_trust_file = "/etc/spid-idp-trust/qualified-cas.pem"
 
 [saml]
 keys_dir = {{ include "spid-idp.samlKeysPath" . | toJson }}
+{{- with $c.saml }}
+trusted_proxies = {{ .trustedProxies | default list | toJson }}
+organization_name = {{ .organizationName | toJson }}
+{{- end }}
 
 [otp]
 keys_dir = {{ include "spid-idp.otpKeysPath" . | toJson }}

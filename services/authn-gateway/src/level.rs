@@ -56,12 +56,15 @@ impl Comparison {
     }
 
     /// The level to authenticate at: never below what was asked (LOA-5),
-    /// higher only for `better`; `None` when no SPID level satisfies it.
+    /// higher only for `better`; `maximum` SpidL3 is met by level 2 (the
+    /// strongest offered, level 3 not being offered yet); `None` when no
+    /// SPID level satisfies it.
     pub fn target(self, requested: Level) -> Option<Level> {
         match (self, requested) {
             (Comparison::Better, Level::L1) => Some(Level::L2),
             (Comparison::Better, Level::L2) => Some(Level::L3),
             (Comparison::Better, Level::L3) => None,
+            (Comparison::Maximum, Level::L3) => Some(Level::L2),
             (_, level) => Some(level),
         }
     }
@@ -78,6 +81,7 @@ mod tests {
         assert_eq!(Comparison::Maximum.target(Level::L2), Some(Level::L2));
         assert_eq!(Comparison::Better.target(Level::L1), Some(Level::L2));
         assert_eq!(Comparison::Better.target(Level::L3), None);
+        assert_eq!(Comparison::Maximum.target(Level::L3), Some(Level::L2));
         assert_eq!(Level::from_uri("https://www.spid.gov.it/SpidL0"), None);
         assert_eq!(Level::from_uri(Level::L2.uri()), Some(Level::L2));
     }

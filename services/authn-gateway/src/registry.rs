@@ -124,6 +124,11 @@ pub fn parse_metadata(
     if let Some(anchors) = anchors {
         spid_xml::dsig::verify_root(&root, anchors).map_err(|e| MetadataError::Signature(e.to_string()))?;
     }
+    // An old copy (say one listing a key since revoked) is not served
+    // again: metadata past its validUntil is refused.
+    if expired(&root) {
+        return Err(invalid("the metadata is past its validUntil"));
+    }
     if root.is(MD, "EntityDescriptor") {
         return Ok(parse_entity(&root, source)?.into_iter().collect());
     }
@@ -149,6 +154,32 @@ pub fn parse_metadata(
     Ok(out)
 }
 
+fn expired(e: &Element) -> bool {
+    e.attribute("validUntil")
+        .and_then(|v| chrono::DateTime::parse_from_rfc3339(v.trim()).ok())
+        .is_some_and(|until| until < chrono::Utc::now())
+}
+
+/// https, or http to this machine (development, tests).
+fn acceptable_endpoint(location: &str) -> bool {
+    match url::Url::parse(location) {
+        Ok(u) if u.scheme() == "https" => u.host().is_some(),
+        Ok(u) if u.scheme() == "http" => {
+            matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"))
+        }
+        _ => false,
+    }
+}
+
+/// SPID: RSA keys of at least 2048 bits, EC keys of at least 256.
+fn strong_enough(cert: &X509) -> bool {
+    cert.public_key().is_ok_and(|k| match k.id() {
+        openssl::pkey::Id::RSA => k.bits() >= 2048,
+        openssl::pkey::Id::EC => k.bits() >= 256,
+        _ => false,
+    })
+}
+
 fn parse_u16(value: Option<&str>, what: &str) -> Result<u16, MetadataError> {
     value.and_then(|v| v.trim().parse().ok()).ok_or_else(|| invalid(format!("{what} is not a number from 0 to 65535")))
 }
@@ -156,6 +187,9 @@ fn parse_u16(value: Option<&str>, what: &str) -> Result<u16, MetadataError> {
 /// `None` for entities that are not service providers.
 fn parse_entity(e: &Element, source: &str) -> Result<Option<ServiceProvider>, MetadataError> {
     let entity_id = e.attribute("entityID").filter(|v| !v.trim().is_empty()).ok_or_else(|| invalid("no entityID"))?;
+    if expired(e) {
+        return Err(invalid(format!("{entity_id}: past its validUntil")));
+    }
     let Some(sp) = e.first(MD, "SPSSODescriptor") else { return Ok(None) };
     let protocols = sp.attribute("protocolSupportEnumeration").unwrap_or_default();
     if !protocols.split_whitespace().any(|p| p == PROTOCOL) {
@@ -174,8 +208,13 @@ fn parse_entity(e: &Element, source: &str) -> Result<Option<ServiceProvider>, Me
         for c in certs {
             let text: String = c.text_content().unwrap_or_default().chars().filter(|c| !c.is_whitespace()).collect();
             let der = B64.decode(text).map_err(|_| invalid(format!("{entity_id}: a certificate is not base64")))?;
-            signing_certs
-                .push(X509::from_der(&der).map_err(|_| invalid(format!("{entity_id}: a certificate is not X.509")))?);
+            let cert = X509::from_der(&der).map_err(|_| invalid(format!("{entity_id}: a certificate is not X.509")))?;
+            if !strong_enough(&cert) {
+                return Err(invalid(format!(
+                    "{entity_id}: a signing key is shorter than SPID allows (RSA 2048, EC 256)"
+                )));
+            }
+            signing_certs.push(cert);
         }
     }
     if signing_certs.is_empty() {
@@ -190,8 +229,8 @@ fn parse_entity(e: &Element, source: &str) -> Result<Option<ServiceProvider>, Me
         }
         let location = a
             .attribute("Location")
-            .filter(|l| url::Url::parse(l).is_ok())
-            .ok_or_else(|| invalid(format!("{entity_id}: AssertionConsumerService {index} has no valid Location")))?;
+            .filter(|l| acceptable_endpoint(l))
+            .ok_or_else(|| invalid(format!("{entity_id}: AssertionConsumerService {index} has no https Location")))?;
         if acs.iter().any(|x: &Acs| x.index == index) {
             return Err(invalid(format!("{entity_id}: AssertionConsumerService index {index} appears twice")));
         }
@@ -216,10 +255,14 @@ fn parse_entity(e: &Element, source: &str) -> Result<Option<ServiceProvider>, Me
     let logout = sp
         .children_named(MD, "SingleLogoutService")
         .filter_map(|s| {
+            let response_location = s.attribute("ResponseLocation").map(str::to_owned);
             Some(Endpoint {
                 binding: s.attribute("Binding")?.to_owned(),
-                location: s.attribute("Location")?.to_owned(),
-                response_location: s.attribute("ResponseLocation").map(str::to_owned),
+                location: s.attribute("Location").filter(|l| acceptable_endpoint(l))?.to_owned(),
+                response_location: match response_location {
+                    Some(r) if !acceptable_endpoint(&r) => return None,
+                    other => other,
+                },
             })
         })
         .collect();
@@ -331,9 +374,16 @@ impl Registry {
         for url in &sources.urls {
             let source = url.to_string();
             match fetch(http, url).await.and_then(|body| parse_metadata(&body, Some(&sources.anchors), &source)) {
-                Ok(sps) => sps.into_iter().for_each(|sp| {
-                    next.insert(sp.entity_id.clone(), Arc::new(sp));
-                }),
+                Ok(sps) => {
+                    for sp in sps {
+                        // The operator's own files win over a fetched source.
+                        if next.get(&sp.entity_id).is_some_and(|known| !known.source.starts_with("http")) {
+                            tracing::warn!(entity_id = %sp.entity_id, %source, "a fetched entry for an SP registered from a file is ignored");
+                            continue;
+                        }
+                        next.insert(sp.entity_id.clone(), Arc::new(sp));
+                    }
+                }
                 Err(e) => {
                     report.errors.push(format!("{source}: {e}"));
                     keep_from(&source, &mut next);
@@ -405,6 +455,13 @@ async fn fetch(http: &reqwest::Client, url: &url::Url) -> Result<Vec<u8>, Metada
     if resp.content_length().is_some_and(|n| n as usize > limit) {
         return Err(MetadataError::Source(format!("larger than {limit} bytes")));
     }
-    let body = resp.bytes().await.map_err(err)?;
-    Ok(body.to_vec())
+    let mut resp = resp;
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(err)? {
+        if body.len() + chunk.len() > limit {
+            return Err(MetadataError::Source(format!("larger than {limit} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }

@@ -297,7 +297,15 @@ pub fn fresh(instant: &str, ctx: &Context<'_>) -> bool {
 /// Runs every check; see the module documentation for the order.
 pub fn check(incoming: &Incoming, ctx: &Context<'_>) -> Result<Checked, Refusal> {
     let (root, sp) = authenticate(incoming, ctx).map_err(Refusal::Page)?;
-    let Some(issuer_el) = root.first(SAML, "Issuer") else { return Err(Refusal::Page(ErrorCode::Nr10)) };
+    // The Issuer's form (manual A 317-319): entity Format, NameQualifier
+    // naming the SP itself.
+    let issuer_ok = root.first(SAML, "Issuer").is_some_and(|i| {
+        i.attribute("Format") == Some(ENTITY_FORMAT)
+            && i.attribute("NameQualifier").map(str::trim) == Some(sp.entity_id.as_str())
+    });
+    if !issuer_ok {
+        return Err(Refusal::Page(ErrorCode::Nr10));
+    }
 
     // From here on the sender is known: errors go back to it.
     let acs = chosen_acs(&root, &sp);
@@ -318,11 +326,6 @@ pub fn check(incoming: &Incoming, ctx: &Context<'_>) -> Result<Checked, Refusal>
         return Err(to_sp(ErrorCode::Nr09));
     }
     let Some(request_id) = request_id.clone() else { return Err(to_sp(ErrorCode::Nr11)) };
-    if issuer_el.attribute("Format") != Some(ENTITY_FORMAT)
-        || issuer_el.attribute("NameQualifier").is_none_or(|q| q.trim().is_empty())
-    {
-        return Err(Refusal::Page(ErrorCode::Nr10));
-    }
     let issue_instant = root.attribute("IssueInstant").unwrap_or_default().to_owned();
     if !fresh(&issue_instant, ctx) {
         return Err(to_sp(ErrorCode::Nr13));

@@ -249,8 +249,15 @@ fn nr05_redirect_signature() {
     let q = redirect_query(&env.key, &e, Some("a"));
     let tampered = q.replace("RelayState=a", "RelayState=b");
     assert_eq!(page(env.check(&Incoming::from_redirect(&tampered).unwrap())), ErrorCode::Nr05);
-    // SHA-1 is not accepted.
-    let sha1 = q.replace(&enc(SignatureAlgorithm::RsaSha256.uri()), &enc("http://www.w3.org/2000/09/xmldsig#rsa-sha1"));
+    // SHA-1 is not accepted, even correctly signed with the SP's key.
+    let signed = q
+        .split("&Signature=")
+        .next()
+        .unwrap()
+        .replace(&enc(SignatureAlgorithm::RsaSha256.uri()), &enc("http://www.w3.org/2000/09/xmldsig#rsa-sha1"));
+    let mut signer = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha1(), &env.key.key).unwrap();
+    signer.update(signed.as_bytes()).unwrap();
+    let sha1 = format!("{signed}&Signature={}", enc(&B64.encode(signer.sign_to_vec().unwrap())));
     assert_eq!(page(env.check(&Incoming::from_redirect(&sha1).unwrap())), ErrorCode::Nr05);
 }
 
@@ -533,6 +540,7 @@ fn wrapping_oversized_nested_and_entity_documents_are_refused() {
         page(env.check(&Incoming::from_post(&format!("SAMLRequest={}", enc(&B64.encode(laughs)))).unwrap())),
         ErrorCode::Nr04
     );
+    // Past the binding's limit (64 KiB encoded) before any parsing.
     let huge = format!("SAMLRequest={}", enc(&B64.encode("x".repeat(200 * 1024))));
     assert_eq!(Incoming::from_post(&huge).unwrap_err(), ErrorCode::Nr04);
 }
@@ -544,4 +552,21 @@ fn level_one(mut e: Element) -> Element {
         )];
     }
     e
+}
+
+/// What the registry refuses to trust: plain-http ACS off this machine,
+/// keys shorter than SPID allows, metadata past its validUntil.
+#[test]
+fn metadata_with_weak_keys_plain_http_or_expired_is_refused() {
+    let k = sp_key();
+    let good = sp_metadata(&k);
+    assert!(parse_metadata(good.as_bytes(), None, "t").is_ok());
+    let http = good.replace(&format!("Location=\"{SP}/acs\""), "Location=\"http://sp.example.it/acs\"");
+    assert!(parse_metadata(http.as_bytes(), None, "t").unwrap_err().to_string().contains("https"));
+    let expired = good.replacen("entityID=", "validUntil=\"2020-01-01T00:00:00Z\" entityID=", 1);
+    assert!(parse_metadata(expired.as_bytes(), None, "t").unwrap_err().to_string().contains("validUntil"));
+    let small = PKey::from_rsa(Rsa::generate(1024).unwrap()).unwrap();
+    let cert = spid_secrets::self_signed_certificate(&small, &[(Nid::COMMONNAME, "weak")], 30).unwrap();
+    let weak = sp_metadata(&SigningKey { key: small, certificate: cert });
+    assert!(parse_metadata(weak.as_bytes(), None, "t").unwrap_err().to_string().contains("shorter"));
 }

@@ -37,6 +37,8 @@ pub struct SpAdmin {
     pub relay_wake: Arc<dyn Fn() + Send + Sync>,
     /// The generation this replica last loaded.
     seen: AtomicI64,
+    /// One reload at a time: an older snapshot never replaces a newer one.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 fn operator_ok(operator: &str) -> Result<(), AdminError> {
@@ -53,7 +55,16 @@ impl SpAdmin {
         clock: Arc<dyn Clock>,
         relay_wake: Arc<dyn Fn() + Send + Sync>,
     ) -> Self {
-        SpAdmin { db, registry, sources, http, clock, relay_wake, seen: AtomicI64::new(-1) }
+        SpAdmin {
+            db,
+            registry,
+            sources,
+            http,
+            clock,
+            relay_wake,
+            seen: AtomicI64::new(-1),
+            reloading: Default::default(),
+        }
     }
 
     async fn generation(&self) -> Result<i64, AdminError> {
@@ -87,10 +98,11 @@ impl SpAdmin {
 
     /// Reads the sources and the stored changes, and swaps the registry.
     pub async fn reload(&self) -> Result<ReloadReport, AdminError> {
+        let _one_at_a_time = self.reloading.lock().await;
         let generation = self.generation().await?;
         let overrides = self.overrides().await?;
         let report = self.registry.reload(&self.sources, &self.http, &overrides).await;
-        self.seen.store(generation, Ordering::SeqCst);
+        self.seen.fetch_max(generation, Ordering::SeqCst);
         Ok(report)
     }
 
