@@ -19,9 +19,18 @@ endif
 
 ## The whole system in one process on embedded defaults (SQLite under ./var,
 ## embedded bus and cache, development outbox).
+# Bootstrap Italia for the login pages, from npm when npm is there (the
+# pages fall back to their own stylesheet without it).
+WEB_ASSETS := services/authn-gateway/web/node_modules/bootstrap-italia/dist
+
 run:
 	$(CARGO) build -p idp -p idpctl
-	$(CARGO) run -q -p idp -- --log-format text dev --data-dir $(DATA_DIR)
+	@if [ ! -d $(WEB_ASSETS) ] && command -v npm >/dev/null 2>&1; then \
+	  npm ci --prefix services/authn-gateway/web --no-audit --no-fund --ignore-scripts --silent \
+	    || echo "Bootstrap Italia not installed: the login pages use their own stylesheet"; \
+	fi
+	IDP__SAML__ASSETS_DIR=$$([ -d $(WEB_ASSETS) ] && echo $(CURDIR)/$(WEB_ASSETS)) \
+	  $(CARGO) run -q -p idp -- --log-format text dev --data-dir $(DATA_DIR)
 
 build:
 	$(CARGO) build --workspace --bins --tests

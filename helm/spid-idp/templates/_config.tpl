@@ -78,6 +78,8 @@ signature_trust_file = "/etc/spid-idp-trust/qualified-cas.pem"
 
 [saml]
 keys_dir = {{ include "spid-idp.samlKeysPath" . | toJson }}
+# Bootstrap Italia, installed in the image by deploy/Dockerfile.
+assets_dir = "/usr/share/spid-idp/bootstrap-italia"
 {{- with $c.saml }}
 trusted_proxies = {{ .trustedProxies | default list | toJson }}
 organization_name = {{ .organizationName | toJson }}

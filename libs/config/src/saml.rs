@@ -30,6 +30,7 @@ pub struct SamlConfig {
     pub sso_session: Duration,
     pub password_attempts: u32,
     pub trusted_proxies: Vec<IpNet>,
+    pub assets_dir: Option<PathBuf>,
     pub organization_name: String,
     pub organization_url: Url,
 }
@@ -103,9 +104,11 @@ pub(crate) fn resolve(
         sso_session_secs,
         password_attempts,
         trusted_proxies,
+        assets_dir,
         organization_name,
         organization_url,
     } = s;
+    let assets_dir = assets_dir.filter(|d| !d.trim().is_empty()).map(PathBuf::from);
     let trusted_proxies = trusted_proxies
         .iter()
         .map(|p| {
@@ -189,6 +192,7 @@ pub(crate) fn resolve(
         sso_session: Duration::from_secs(sso_session_secs),
         password_attempts,
         trusted_proxies,
+        assets_dir,
         organization_name,
         organization_url,
     })

@@ -471,6 +471,10 @@ pub struct SamlSettings {
     /// pods) whose `X-Forwarded-For` names the client. Empty: the TCP peer
     /// is the client.
     pub trusted_proxies: Vec<String>,
+    /// Bootstrap Italia's `dist` directory (from npm: the gateway's
+    /// `web/package.json`), served to the login pages; unset: the pages use
+    /// their own small stylesheet only.
+    pub assets_dir: Option<String>,
     /// Shown in the metadata's Organization element.
     pub organization_name: String,
     pub organization_url: Option<String>,
@@ -492,6 +496,7 @@ impl Default for SamlSettings {
             sso_session_secs: 3600,
             password_attempts: 3,
             trusted_proxies: Vec::new(),
+            assets_dir: None,
             organization_name: "SPID Identity Provider".into(),
             organization_url: None,
         }

@@ -26,6 +26,8 @@ pub struct Web {
     pub secure_cookies: bool,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<spid_config::saml::IpNet>,
+    /// Bootstrap Italia's `dist` directory, when configured.
+    pub assets: Option<std::path::PathBuf>,
 }
 
 impl Web {
@@ -104,7 +106,8 @@ pub fn routes(web_state: Arc<Web>) -> impl Fn(&mut web::ServiceConfig) + Send + 
             .route("/login/consent", web::post().to(consent))
             .route("/login/show", web::post().to(show))
             .route("/static/idp.css", web::get().to(css))
-            .route("/static/autosubmit.js", web::get().to(script));
+            .route("/static/autosubmit.js", web::get().to(script))
+            .route("/static/bi/{path:.*}", web::get().to(bootstrap_italia));
     }
 }
 
@@ -147,7 +150,7 @@ fn respond(state: &Web, view: &View, lang: Lang, cookies: &[String]) -> HttpResp
         _ => "'self'".to_owned(),
     };
     let csp = format!(
-        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; font-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
     );
     let status = actix_web::http::StatusCode::from_u16(page.status).unwrap_or(actix_web::http::StatusCode::OK);
     let mut resp = HttpResponse::build(status);
@@ -324,4 +327,60 @@ async fn script() -> HttpResponse {
         .content_type("text/javascript; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .body(include_str!("../static/autosubmit.js"))
+}
+
+/// The files of Bootstrap Italia the pages use — its stylesheet and the
+/// Titillium Web fonts — and nothing else of the directory.
+fn asset_path(path: &str) -> Option<(&'static str, &str)> {
+    if path == "css/bootstrap-italia.min.css" {
+        return Some(("text/css; charset=utf-8", path));
+    }
+    let name = path.strip_prefix("fonts/Titillium_Web/")?;
+    let plain =
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if !plain || name.starts_with('.') {
+        return None;
+    }
+    match name.rsplit_once('.')?.1 {
+        "woff2" => Some(("font/woff2", path)),
+        "woff" => Some(("font/woff", path)),
+        _ => None,
+    }
+}
+
+async fn bootstrap_italia(state: web::Data<Web>, path: web::Path<String>) -> HttpResponse {
+    let (Some(dir), Some((content_type, relative))) = (&state.assets, asset_path(&path)) else {
+        return HttpResponse::NotFound().finish();
+    };
+    match tokio::fs::read(dir.join(relative)).await {
+        Ok(bytes) => HttpResponse::Ok()
+            .content_type(content_type)
+            .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
+            .body(bytes),
+        Err(_) => HttpResponse::NotFound().finish(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::asset_path;
+
+    #[test]
+    fn only_the_stylesheet_and_fonts_are_served() {
+        assert!(asset_path("css/bootstrap-italia.min.css").is_some());
+        assert_eq!(
+            asset_path("fonts/Titillium_Web/titillium-web-v10-latin-ext_latin-300.woff2").map(|a| a.0),
+            Some("font/woff2")
+        );
+        for bad in [
+            "../../../etc/passwd",
+            "fonts/Titillium_Web/../../package.json",
+            "fonts/Titillium_Web/x.ttf",
+            "fonts/Titillium_Web/.woff2",
+            "js/bootstrap-italia.bundle.min.js",
+            "css/bootstrap-italia.min.css.map",
+        ] {
+            assert_eq!(asset_path(bad), None, "{bad}");
+        }
+    }
 }

@@ -161,10 +161,12 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
     });
     let web_state = Arc::new(http::Web {
         login,
-        pages: pages::Pages::new(&saml.organization_name).map_err(|e| RunError::new(e.to_string()))?,
+        pages: pages::Pages::new(&saml.organization_name, saml.assets_dir.is_some())
+            .map_err(|e| RunError::new(e.to_string()))?,
         metadata: signed_metadata,
         secure_cookies: config.public_url.scheme() == "https",
         trusted_proxies: saml.trusted_proxies.clone(),
+        assets: saml.assets_dir.clone(),
     });
     let saml_routes = http::routes(web_state);
     let dev_routes = dev::routes(config.is_dev().then(|| peer(notification)));

@@ -49,6 +49,11 @@ pub struct Pages {
     idp_name: String,
 }
 
+/// Whether the pages link Bootstrap Italia's stylesheet (`saml.assets_dir`).
+fn with_bootstrap_italia(env: &mut Environment<'static>, on: bool) {
+    env.add_global("bootstrap_italia", on);
+}
+
 /// A rendered page with its HTTP status.
 pub struct Page {
     pub status: u16,
@@ -56,9 +61,10 @@ pub struct Page {
 }
 
 impl Pages {
-    pub fn new(idp_name: &str) -> Result<Self, minijinja::Error> {
+    pub fn new(idp_name: &str, bootstrap_italia: bool) -> Result<Self, minijinja::Error> {
         let mut env = Environment::new();
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+        with_bootstrap_italia(&mut env, bootstrap_italia);
         for (name, source) in [
             ("base.html", include_str!("../templates/base.html")),
             ("error.html", include_str!("../templates/error.html")),
@@ -138,7 +144,7 @@ mod tests {
     /// says what it must.
     #[test]
     fn every_page_renders_in_both_languages() {
-        let pages = Pages::new("IdP <prova>").unwrap();
+        let pages = Pages::new("IdP <prova>", false).unwrap();
         let views = [
             View::Error(ErrorCode::Nr05),
             View::Password {
@@ -210,6 +216,15 @@ mod tests {
         // Attribute values are HTML-escaped ('/' too); browsers decode them.
         assert!(post.contains(r#"action="https:&#x2f;&#x2f;sp&#x2f;acs""#), "{post}");
         assert!(post.contains(r#"name="SAMLResponse" value="PHg+""#), "{post}");
+    }
+
+    #[test]
+    fn bootstrap_italia_is_linked_when_served() {
+        let view = View::Error(ErrorCode::Nr04);
+        let with = Pages::new("IdP", true).unwrap().render(&view, Lang::It).unwrap().html;
+        assert!(with.contains("/static/bi/css/bootstrap-italia.min.css"), "{with}");
+        let without = Pages::new("IdP", false).unwrap().render(&view, Lang::It).unwrap().html;
+        assert!(!without.contains("bootstrap-italia"));
     }
 
     #[test]
