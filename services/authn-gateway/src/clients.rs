@@ -8,7 +8,7 @@ use spid_proto::identity::v1 as idpb;
 use spid_proto::otp::v1 as otppb;
 use spid_server::grpc::Peer;
 
-use crate::level::Level;
+use crate::level::{IdentityKind, Level};
 use crate::login::{Challenge, CodeCheck, Directory, PasswordCheck, SecondFactor, Unavailable};
 
 fn unavailable(service: &str, status: &tonic::Status) -> Unavailable {
@@ -56,7 +56,12 @@ impl Directory for IdentityManager {
                     idpb::Level::SpidL2 => Level::L2,
                     _ => Level::L1,
                 };
-                PasswordCheck::Ok { spid_code: r.spid_code, max_level }
+                let kind = match r.identity_type() {
+                    idpb::IdentityType::ProfessionalNaturalPerson => IdentityKind::ProfessionalNatural,
+                    idpb::IdentityType::ProfessionalLegalPerson => IdentityKind::ProfessionalLegal,
+                    _ => IdentityKind::Private,
+                };
+                PasswordCheck::Ok { spid_code: r.spid_code, max_level, kind }
             }
             Outcome::IdentityNotActive => PasswordCheck::NotActive,
             Outcome::PasswordExpired => PasswordCheck::Expired,

@@ -35,6 +35,60 @@ impl Level {
     }
 }
 
+/// The kind of SPID identity a holder logs in with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum IdentityKind {
+    /// Of a natural person, for private use.
+    Private,
+    /// For professional use of a natural person.
+    ProfessionalNatural,
+    /// For professional use on behalf of a legal person.
+    ProfessionalLegal,
+}
+
+/// The `spid:Purpose` extension of an AuthnRequest (Avviso SPID 18): the
+/// identities the service accepts. Without it a service is for private
+/// identities, and a professional identity gets nr30.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Purpose {
+    /// Professional use, of a natural or a legal person.
+    P,
+    /// Professional use of a natural person.
+    PF,
+    /// Professional use on behalf of a legal person.
+    PG,
+    /// The legal person's identity.
+    LP,
+    /// Private or professional use of a natural person.
+    PX,
+}
+
+impl Purpose {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "P" => Purpose::P,
+            "PF" => Purpose::PF,
+            "PG" => Purpose::PG,
+            "LP" => Purpose::LP,
+            "PX" => Purpose::PX,
+            _ => return None,
+        })
+    }
+
+    /// Whether an identity of `kind` may answer a request with this purpose
+    /// (`None`: no Purpose extension).
+    pub fn accepts(purpose: Option<Purpose>, kind: IdentityKind) -> bool {
+        use IdentityKind::*;
+        match purpose {
+            None => kind == Private,
+            Some(Purpose::P) => matches!(kind, ProfessionalNatural | ProfessionalLegal),
+            Some(Purpose::PF) => kind == ProfessionalNatural,
+            Some(Purpose::PG | Purpose::LP) => kind == ProfessionalLegal,
+            Some(Purpose::PX) => matches!(kind, Private | ProfessionalNatural),
+        }
+    }
+}
+
 /// `RequestedAuthnContext/@Comparison`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Comparison {
@@ -84,5 +138,21 @@ mod tests {
         assert_eq!(Comparison::Maximum.target(Level::L3), Some(Level::L2));
         assert_eq!(Level::from_uri("https://www.spid.gov.it/SpidL0"), None);
         assert_eq!(Level::from_uri(Level::L2.uri()), Some(Level::L2));
+    }
+
+    #[test]
+    fn purposes_accept_their_identities() {
+        use IdentityKind::*;
+        assert!(Purpose::accepts(None, Private));
+        assert!(
+            !Purpose::accepts(None, ProfessionalNatural),
+            "a professional identity where a private one is required"
+        );
+        assert!(!Purpose::accepts(Some(Purpose::P), Private));
+        assert!(Purpose::accepts(Some(Purpose::P), ProfessionalLegal));
+        assert!(
+            Purpose::accepts(Some(Purpose::PX), Private) && !Purpose::accepts(Some(Purpose::PX), ProfessionalLegal)
+        );
+        assert_eq!(Purpose::parse("Q"), None);
     }
 }

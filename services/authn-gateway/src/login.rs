@@ -21,7 +21,7 @@ use spid_proto::events::v1::{Authentication, SamlTransaction};
 use spid_types::Clock;
 
 use crate::anomaly::ErrorCode;
-use crate::level::Level;
+use crate::level::{IdentityKind, Level, Purpose};
 use crate::request::{Binding, Checked, Context, Incoming, Refusal, check, parse_instant};
 use crate::response::{Addressee, Authenticated, Built, ResponseBuilder};
 
@@ -31,6 +31,7 @@ pub enum PasswordCheck {
     Ok {
         spid_code: String,
         max_level: Level,
+        kind: IdentityKind,
     },
     Wrong,
     /// Suspended, revoked, expired or locked (nr23).
@@ -144,6 +145,9 @@ pub struct Transaction {
     pub relay_state: Option<String>,
     pub level: Level,
     pub attributes: Vec<String>,
+    /// The request's `spid:Purpose` (nr30 for identities it excludes).
+    #[serde(default)]
+    pub purpose: Option<Purpose>,
     pub binding: Binding,
     /// The AuthnRequest, deflated and base64-encoded (AUD-2).
     pub request_deflated: String,
@@ -310,6 +314,7 @@ impl Login {
                     relay_state,
                     level: Level::L1,
                     attributes: Vec::new(),
+                    purpose: None,
                     binding: incoming.binding,
                     request_deflated,
                     client_ip: client_ip.to_owned(),
@@ -367,6 +372,7 @@ impl Login {
             relay_state: c.relay_state.clone(),
             level: c.level,
             attributes: c.attributes.clone(),
+            purpose: c.purpose,
             binding: incoming.binding,
             request_deflated,
             client_ip: client_ip.to_owned(),
@@ -470,7 +476,10 @@ impl Login {
                 Ok(self.password_view(&tx, Some(Notice::PasswordExpired)))
             }
             PasswordCheck::NotActive => self.fail(&tx, ErrorCode::Nr23, None).await,
-            PasswordCheck::Ok { spid_code, max_level } => {
+            PasswordCheck::Ok { spid_code, max_level, kind } => {
+                if !Purpose::accepts(tx.purpose, kind) {
+                    return self.fail(&tx, ErrorCode::Nr30, Some(&spid_code)).await;
+                }
                 if max_level < tx.level {
                     return self.fail(&tx, ErrorCode::Nr20, Some(&spid_code)).await;
                 }

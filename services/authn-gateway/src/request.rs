@@ -18,11 +18,13 @@ use spid_xml::ns::{SAML, SAMLP};
 use spid_xml::{Element, Limits};
 
 use crate::anomaly::ErrorCode;
-use crate::level::{Comparison, Level};
+use crate::level::{Comparison, Level, Purpose};
 use crate::registry::{Acs, HTTP_POST, Registry, ServiceProvider};
 
 pub const ENTITY_FORMAT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity";
 pub const TRANSIENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient";
+/// The SPID SAML extensions' namespace (`spid:Purpose`).
+pub const SPID_EXTENSIONS: &str = "https://spid.gov.it/saml-extensions";
 const UNSPECIFIED: [&str; 2] =
     ["urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified", "urn:oasis:names:tc:SAML:2.0:nameid-format:unspecified"];
 /// Encoded SAMLRequest accepted at most (a signed request is a few KiB).
@@ -198,6 +200,8 @@ pub struct Checked {
     /// AttributeConsumingServiceIndex.
     pub attributes: Vec<String>,
     pub relay_state: Option<String>,
+    /// The `spid:Purpose` extension, when present.
+    pub purpose: Option<Purpose>,
 }
 
 impl Checked {
@@ -378,7 +382,17 @@ pub fn check(incoming: &Incoming, ctx: &Context<'_>) -> Result<Checked, Refusal>
         }
     }
 
+    // Avviso SPID 18: which identities the service is for.
+    let purpose = match root.first(SAMLP, "Extensions").and_then(|x| x.first(SPID_EXTENSIONS, "Purpose")) {
+        None => None,
+        Some(p) => match text(p).as_deref().and_then(Purpose::parse) {
+            Some(purpose) => Some(purpose),
+            None => return Err(to_sp(ErrorCode::Nr08)),
+        },
+    };
+
     Ok(Checked {
+        purpose,
         sp: sp.clone(),
         request_id,
         issue_instant,

@@ -21,7 +21,7 @@ use sqlx::Row;
 
 use crate::anomaly::ErrorCode;
 use crate::keys::IdpKeys;
-use crate::level::Level;
+use crate::level::{IdentityKind, Level};
 use crate::login::*;
 use crate::request::tests::{IDP, SP, SSO_POST, SSO_REDIRECT, now, post, registry, request, set, sp_key};
 
@@ -41,12 +41,21 @@ impl Directory for People {
         _: &str,
     ) -> Result<PasswordCheck, Unavailable> {
         Ok(match (username, password) {
-            ("mario@example.it", "Giusta#2026") => {
-                PasswordCheck::Ok { spid_code: "XIDP0000000001".into(), max_level: Level::L2 }
-            }
-            ("anna@example.it", "Giusta#2026") => {
-                PasswordCheck::Ok { spid_code: "XIDP0000000002".into(), max_level: Level::L1 }
-            }
+            ("mario@example.it", "Giusta#2026") => PasswordCheck::Ok {
+                spid_code: "XIDP0000000001".into(),
+                max_level: Level::L2,
+                kind: IdentityKind::Private,
+            },
+            ("anna@example.it", "Giusta#2026") => PasswordCheck::Ok {
+                spid_code: "XIDP0000000002".into(),
+                max_level: Level::L1,
+                kind: IdentityKind::Private,
+            },
+            ("studio@example.it", "Giusta#2026") => PasswordCheck::Ok {
+                spid_code: "XIDP0000000003".into(),
+                max_level: Level::L2,
+                kind: IdentityKind::ProfessionalNatural,
+            },
             ("sospeso@example.it", "Giusta#2026") => PasswordCheck::NotActive,
             _ => PasswordCheck::Wrong,
         })
@@ -692,4 +701,35 @@ async fn a_login_is_driven_only_from_its_own_browser() {
     assert_eq!(w.login.cancel(&tx, "").await.unwrap(), View::Error(ErrorCode::Nr04));
     // Its owner goes on.
     assert!(matches!(w.login.password(&tx, B, "mario@example.it", "Giusta#2026").await.unwrap(), View::Code { .. }));
+}
+
+/// nr30: a professional identity where the service wants a private one (no
+/// `spid:Purpose`), and a private identity where it asks professional use.
+#[tokio::test]
+async fn identity_types_the_service_does_not_accept_are_nr30() {
+    let w = world().await;
+    let tx = tx_of(&w.start(request("_t1"), None).await);
+    assert_failure(&w.login.password(&tx, B, "studio@example.it", "Giusta#2026").await.unwrap(), ErrorCode::Nr30);
+
+    let purpose = |id: &str, value: &str| {
+        let mut e = request(id);
+        e.children.insert(
+            1,
+            spid_xml::Node::Element(
+                Element::new(Some("samlp"), "Extensions", Some(SAMLP)).child(
+                    Element::new(Some("spid"), "Purpose", Some(crate::request::SPID_EXTENSIONS))
+                        .declare(Some("spid"), crate::request::SPID_EXTENSIONS)
+                        .text(value),
+                ),
+            ),
+        );
+        e
+    };
+    let tx = tx_of(&w.start(purpose("_t2", "P"), None).await);
+    assert_failure(&w.login.password(&tx, B, "mario@example.it", "Giusta#2026").await.unwrap(), ErrorCode::Nr30);
+    let tx = tx_of(&w.start(purpose("_t3", "PF"), None).await);
+    assert!(matches!(w.login.password(&tx, B, "studio@example.it", "Giusta#2026").await.unwrap(), View::Code { .. }));
+    // An unknown purpose is a malformed request (nr08).
+    let (_, root) = response(&w.start(purpose("_t4", "ZZ"), None).await);
+    assert_eq!(status(&root).2.as_deref(), Some("ErrorCode nr08"));
 }
