@@ -17,7 +17,7 @@
 
 use std::time::{Duration, Instant};
 
-use integration_tests::{Broker, Ports, ServiceProcess, postgres_database, redis_url};
+use integration_tests::{Broker, Ports, ServiceProcess};
 use openssl::nid::Nid;
 use openssl::pkey::PKey;
 use openssl::rsa::Rsa;
@@ -101,35 +101,8 @@ async fn main() {
     let metadata = authn_gateway::demo_sp::metadata_xml(SP, &acs, &sp.certificate).unwrap();
     std::fs::write(data.join("sp-metadata").join("bench.xml"), metadata).unwrap();
 
-    let prefix = integration_tests::cache_prefix();
-    let mut procs = Vec::new();
-    for name in ServiceName::ALL {
-        let mut env = ports.env();
-        env.extend(
-            [
-                ("IDP__MODE", "development".to_owned()),
-                ("IDP__PUBLIC_URL", public.clone()),
-                ("IDP__DATABASE__URL", postgres_database(name.key()).await),
-                ("IDP__BUS__BROKERS", broker.bootstrap.clone()),
-                ("IDP__CACHE__URL", redis_url()),
-                ("IDP__CACHE__KEY_PREFIX", prefix.clone()),
-                ("IDP__TELEMETRY__LOG_LEVEL", "warn".to_owned()),
-                ("IDP__DEV__DATA_DIR", data.display().to_string()),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v)),
-        );
-        for peer in ServiceName::ALL {
-            env.push((format!("IDP__{}__GRPC_URL", peer.key().to_uppercase()), ports.grpc_url(peer)));
-        }
-        procs.push(ServiceProcess::spawn(name, env, ports.http_url(name), dir.path()));
-    }
-    for p in &mut procs {
-        p.wait_ready(Duration::from_secs(60)).await;
-    }
-    let demo: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(data.join("demo-users.json")).unwrap()).unwrap();
-    let holder = demo.as_array().unwrap().iter().find(|u| u["level"] == 1).unwrap();
+    let procs = integration_tests::all_services(&broker, &ports, &data, dir.path()).await;
+    let holder = integration_tests::demo_holder(&data, 1);
     let (user, password) =
         (holder["username"].as_str().unwrap().to_owned(), holder["password"].as_str().unwrap().to_owned());
 

@@ -26,13 +26,9 @@ pub fn database_admin_url() -> String {
 /// (`IDP__CACHE__KEY_PREFIX`): runs sharing the machine's Redis never see
 /// each other's counters.
 pub fn cache_prefix() -> String {
-    format!("t{}:", &uuid_like()[..12])
-}
-
-fn uuid_like() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{:032x}", nanos ^ (u128::from(std::process::id()) << 64))
+    format!("t{:x}-{:x}:", std::process::id(), nanos & 0xffff_ffff_ffff)
 }
 
 pub fn redis_url() -> String {
@@ -474,4 +470,58 @@ pub fn hidden_field(page: &str, name: &str) -> Option<String> {
 /// An HTTP client that keeps cookies: one browser of a login test.
 pub fn browser() -> reqwest::Client {
     reqwest::Client::builder().cookie_store(true).build().expect("HTTP client")
+}
+
+/// Every service as its own `idp` process in development mode on real
+/// infrastructure: a Postgres database each, the broker, Redis under a key
+/// prefix of their own, `data_dir` shared (development keys, demo holders,
+/// SP metadata), each told where the others are; ready when this returns.
+pub async fn all_services(broker: &Broker, ports: &Ports, data_dir: &Path, log_dir: &Path) -> Vec<ServiceProcess> {
+    let prefix = cache_prefix();
+    let mut procs = Vec::new();
+    for name in ServiceName::ALL {
+        let mut env = ports.env();
+        env.extend(
+            [
+                ("IDP__MODE", "development".to_owned()),
+                ("IDP__PUBLIC_URL", ports.http_url(ServiceName::AuthnGateway)),
+                ("IDP__DATABASE__URL", postgres_database(name.key()).await),
+                ("IDP__BUS__BROKERS", broker.bootstrap.clone()),
+                ("IDP__BUS__TIMEOUT_SECS", "3".to_owned()),
+                ("IDP__CACHE__URL", redis_url()),
+                ("IDP__CACHE__KEY_PREFIX", prefix.clone()),
+                ("IDP__TELEMETRY__LOG_FORMAT", "text".to_owned()),
+                ("IDP__DEV__DATA_DIR", data_dir.display().to_string()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v)),
+        );
+        for peer in ServiceName::ALL {
+            env.push((format!("IDP__{}__GRPC_URL", peer.key().to_uppercase()), ports.grpc_url(peer)));
+        }
+        procs.push(ServiceProcess::spawn(name, env, ports.http_url(name), log_dir));
+    }
+    for p in &mut procs {
+        p.wait_ready(Duration::from_secs(60)).await;
+    }
+    procs
+}
+
+/// A demo holder of `level` from `demo-users.json` in `data_dir`.
+pub fn demo_holder(data_dir: &Path, level: u64) -> serde_json::Value {
+    let demo: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data_dir.join("demo-users.json")).expect("demo-users.json"))
+            .expect("JSON");
+    demo.as_array().and_then(|a| a.iter().find(|u| u["level"] == level)).cloned().expect("a demo holder of that level")
+}
+
+/// `idpctl --<service> <url> args…`: whether it succeeded, and all it printed.
+pub fn idpctl(ports: &Ports, service: ServiceName, args: &[&str]) -> (bool, String) {
+    let out = Command::new(bin("idpctl"))
+        .arg(format!("--{}", service.as_str()))
+        .arg(ports.grpc_url(service))
+        .args(args)
+        .output()
+        .expect("idpctl");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }

@@ -4,10 +4,9 @@
 //! lifecycle event), the holder is told by e-mail and SMS, and the history
 //! shows who did what and why.
 
-use std::process::Command;
 use std::time::Duration;
 
-use integration_tests::{DevProcess, Ports, bin, eventually};
+use integration_tests::{DevProcess, Ports, eventually};
 use spid_proto::identity::v1::check_password_response::Outcome as Login;
 use spid_proto::identity::v1::credentials_client::CredentialsClient;
 use spid_proto::identity::v1::{CheckPasswordRequest, IdentityStatus};
@@ -21,23 +20,12 @@ async fn an_operator_suspends_restores_and_revokes_and_every_service_follows() {
     let data = tempfile::tempdir().unwrap();
     let ports = Ports::allocate();
     let _dev = DevProcess::start(&ports, data.path(), &[]).await;
-    let demo: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(data.path().join("demo-users.json")).unwrap()).unwrap();
-    let holder = demo.as_array().unwrap().iter().find(|u| u["level"] == 2).unwrap();
+    let holder = &integration_tests::demo_holder(data.path(), 2);
     let spid_code = holder["spid_code"].as_str().unwrap().to_owned();
     let (username, password) = (holder["username"].as_str().unwrap(), holder["password"].as_str().unwrap());
     let mobile = holder["mobile"].as_str().unwrap();
 
-    let idpctl = |args: &[&str]| {
-        let out = Command::new(bin("idpctl"))
-            .arg("--identity-manager")
-            .arg(ports.grpc_url(ServiceName::IdentityManager))
-            .args(args)
-            .output()
-            .unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        (out.status.success(), text)
-    };
+    let idpctl = |args: &[&str]| integration_tests::idpctl(&ports, ServiceName::IdentityManager, args);
     let (ok, out) =
         idpctl(&["operators", "add", "--first", "--id", "admin", "--name", "Admin", "--role", "administrator"]);
     assert!(ok, "{out}");

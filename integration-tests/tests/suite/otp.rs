@@ -44,9 +44,7 @@ async fn a_level_two_holder_uses_sms_codes_an_authenticator_and_the_bound_app() 
     let data = tempfile::tempdir().unwrap();
     let ports = Ports::allocate();
     let _dev = DevProcess::start(&ports, data.path(), &[]).await;
-    let demo: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(data.path().join("demo-users.json")).unwrap()).unwrap();
-    let holder = demo.as_array().unwrap().iter().find(|u| u["level"] == 2).unwrap();
+    let holder = &integration_tests::demo_holder(data.path(), 2);
     let spid_code = holder["spid_code"].as_str().unwrap().to_owned();
     let mobile = holder["mobile"].as_str().unwrap().to_owned();
 
@@ -176,9 +174,7 @@ async fn level_two_logins_in_make_run_with_the_app_push_and_qr() {
     let data = tempfile::tempdir().unwrap();
     let ports = Ports::allocate();
     let _dev = DevProcess::start(&ports, data.path(), &[]).await;
-    let demo: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(data.path().join("demo-users.json")).unwrap()).unwrap();
-    let holder = demo.as_array().unwrap().iter().find(|u| u["level"] == 2).unwrap();
+    let holder = &integration_tests::demo_holder(data.path(), 2);
     let spid_code = holder["spid_code"].as_str().unwrap().to_owned();
     let (username, password) = (holder["username"].as_str().unwrap(), holder["password"].as_str().unwrap());
     let public = ports.http_url(ServiceName::AuthnGateway);

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine;
-use integration_tests::{Broker, Ports, ServiceProcess, eventually, postgres_database, redis_url};
+use integration_tests::{Broker, Ports, ServiceProcess, eventually};
 use spid_proto::audit::v1::SearchRequest;
 use spid_proto::audit::v1::audit_query_client::AuditQueryClient;
 use spid_types::ServiceName;
@@ -71,33 +71,7 @@ async fn stack() -> Stack {
         .unwrap();
     std::fs::create_dir_all(data.join("sp-metadata")).unwrap();
     std::fs::copy(dir.path().join("sp").join("sp.xml"), data.join("sp-metadata").join("sp.xml")).unwrap();
-    let prefix = integration_tests::cache_prefix();
-    let mut procs = Vec::new();
-    for name in ServiceName::ALL {
-        let mut env = ports.env();
-        env.extend(
-            [
-                ("IDP__MODE", "development".to_owned()),
-                ("IDP__PUBLIC_URL", ports.http_url(ServiceName::AuthnGateway)),
-                ("IDP__DATABASE__URL", postgres_database(name.key()).await),
-                ("IDP__BUS__BROKERS", broker.bootstrap.clone()),
-                ("IDP__BUS__TIMEOUT_SECS", "3".to_owned()),
-                ("IDP__CACHE__URL", redis_url()),
-                ("IDP__CACHE__KEY_PREFIX", prefix.clone()),
-                ("IDP__TELEMETRY__LOG_FORMAT", "text".to_owned()),
-                ("IDP__DEV__DATA_DIR", data.display().to_string()),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v)),
-        );
-        for peer in ServiceName::ALL {
-            env.push((format!("IDP__{}__GRPC_URL", peer.key().to_uppercase()), ports.grpc_url(peer)));
-        }
-        procs.push(ServiceProcess::spawn(name, env, ports.http_url(name), dir.path()));
-    }
-    for p in &mut procs {
-        p.wait_ready(Duration::from_secs(60)).await;
-    }
+    let procs = integration_tests::all_services(&broker, &ports, &data, dir.path()).await;
     let stack = Stack { ports, dir, _broker: broker, _procs: procs };
     let metadata = reqwest::get(format!("{}/metadata", stack.gateway())).await.unwrap().text().await.unwrap();
     std::fs::write(stack.idp_metadata(), metadata).unwrap();
@@ -186,9 +160,7 @@ fn accept(s: &Stack, page: &str, request_id: &str) -> Result<serde_json::Value, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pysaml2_logs_in_at_levels_one_and_two_in_both_bindings() {
     let s = stack().await;
-    let demo: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(s.dir.path().join("data").join("demo-users.json")).unwrap()).unwrap();
-    let user = |level: u64| demo.as_array().unwrap().iter().find(|u| u["level"] == level).unwrap().clone();
+    let user = |level: u64| integration_tests::demo_holder(&s.dir.path().join("data"), level);
     let http = integration_tests::browser();
 
     // Level 1, HTTP-Redirect: one wrong password, then the right one.
@@ -307,18 +279,8 @@ async fn pysaml2_logs_in_at_levels_one_and_two_in_both_bindings() {
 
     // `idpctl sp`: the registry lists the SP; once removed its requests
     // are refused (nr10), once added again they are accepted.
-    let idpctl = |args: &[&str]| {
-        let out = Command::new(integration_tests::bin("idpctl"))
-            .arg("--authn-gateway")
-            .arg(s.ports.grpc_url(ServiceName::AuthnGateway))
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
-        )
-    };
+    let idpctl = |args: &[&str]| integration_tests::idpctl(&s.ports, ServiceName::AuthnGateway, args);
+
     let (ok, out) = idpctl(&["--json", "sp", "list"]);
     assert!(ok && out.contains(SP_ENTITY) && out.contains(SP_ACS), "{out}");
     let (ok, out) = idpctl(&["sp", "remove", "--operator", "turno-1", SP_ENTITY]);
@@ -354,9 +316,7 @@ async fn the_demo_sp_of_make_run_logs_in_at_level_two() {
     let data = tempfile::tempdir().unwrap();
     let ports = Ports::allocate();
     let _dev = integration_tests::DevProcess::start(&ports, data.path(), &[]).await;
-    let demo: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(data.path().join("demo-users.json")).unwrap()).unwrap();
-    let holder = demo.as_array().unwrap().iter().find(|u| u["level"] == 2).unwrap();
+    let holder = &integration_tests::demo_holder(data.path(), 2);
     let public = ports.http_url(ServiceName::AuthnGateway);
     let http = integration_tests::browser();
     let post = |path: &str, form: Vec<(&'static str, String)>| {
@@ -394,9 +354,7 @@ async fn the_demo_sp_of_make_run_logs_in_at_level_two() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_suspension_ends_sessions_and_the_next_login_gets_nr23() {
     let s = stack().await;
-    let demo: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(s.dir.path().join("data").join("demo-users.json")).unwrap()).unwrap();
-    let holder = demo.as_array().unwrap().iter().find(|u| u["level"] == 1).unwrap().clone();
+    let holder = integration_tests::demo_holder(&s.dir.path().join("data"), 1);
     let (username, password) = (holder["username"].as_str().unwrap(), holder["password"].as_str().unwrap());
     let spid_code = holder["spid_code"].as_str().unwrap();
     let http = integration_tests::browser();
@@ -456,18 +414,8 @@ async fn a_suspension_ends_sessions_and_the_next_login_gets_nr23() {
     assert!(page.contains("login/consent"), "session reused: {page}");
 
     // An operator suspends the identity.
-    let idpctl = |args: &[&str]| {
-        let out = Command::new(integration_tests::bin("idpctl"))
-            .arg("--identity-manager")
-            .arg(s.ports.grpc_url(ServiceName::IdentityManager))
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
-        )
-    };
+    let idpctl = |args: &[&str]| integration_tests::idpctl(&s.ports, ServiceName::IdentityManager, args);
+
     let (ok, out) =
         idpctl(&["operators", "add", "--first", "--id", "admin", "--name", "Admin", "--role", "administrator"]);
     assert!(ok, "{out}");

@@ -18,6 +18,7 @@ mod embedded;
 pub mod envelope;
 pub mod inbox;
 mod kafka;
+pub mod lifecycle;
 pub mod outbox;
 pub mod registry;
 

@@ -10,7 +10,7 @@
 //! values are escaped as the recommendation says. The result does not depend
 //! on where the subtree sits, which is why SAML signs with it.
 
-use crate::dom::{Element, Node, escape_attr, escape_text};
+use crate::dom::{Element, Node, escape_attr, escape_text, push_pi, push_qname};
 
 /// Namespace bindings: `(prefix, uri)`, `None` being the default namespace.
 pub type Bindings = [(Option<String>, String)];
@@ -100,15 +100,7 @@ fn render(
             }
             Node::Text(t) => escape_text(t, out),
             Node::Comment(_) => {}
-            Node::ProcessingInstruction { target, data } => {
-                out.push_str("<?");
-                out.push_str(target);
-                if !data.is_empty() {
-                    out.push(' ');
-                    out.push_str(data);
-                }
-                out.push_str("?>");
-            }
+            Node::ProcessingInstruction { target, data } => push_pi(target, data, out),
         }
     }
     out.push_str("</");
@@ -117,14 +109,6 @@ fn render(
 
     rendered.truncate(rendered_len);
     in_scope.truncate(scope_len);
-}
-
-fn push_qname(prefix: Option<&str>, local: &str, out: &mut String) {
-    if let Some(p) = prefix {
-        out.push_str(p);
-        out.push(':');
-    }
-    out.push_str(local);
 }
 
 #[cfg(test)]

@@ -205,12 +205,28 @@ impl Element {
     }
 }
 
-fn qname(prefix: &Option<String>, local: &str, out: &mut String) {
+/// `prefix:local` (or `local`), shared with canonicalisation.
+pub(crate) fn push_qname(prefix: Option<&str>, local: &str, out: &mut String) {
     if let Some(p) = prefix {
         out.push_str(p);
         out.push(':');
     }
     out.push_str(local);
+}
+
+/// `<?target data?>`, shared with canonicalisation.
+pub(crate) fn push_pi(target: &str, data: &str, out: &mut String) {
+    out.push_str("<?");
+    out.push_str(target);
+    if !data.is_empty() {
+        out.push(' ');
+        out.push_str(data);
+    }
+    out.push_str("?>");
+}
+
+fn qname(prefix: &Option<String>, local: &str, out: &mut String) {
+    push_qname(prefix.as_deref(), local, out);
 }
 
 fn write_element(e: &Element, out: &mut String) {
@@ -249,15 +265,7 @@ fn write_element(e: &Element, out: &mut String) {
                 out.push_str(c);
                 out.push_str("-->");
             }
-            Node::ProcessingInstruction { target, data } => {
-                out.push_str("<?");
-                out.push_str(target);
-                if !data.is_empty() {
-                    out.push(' ');
-                    out.push_str(data);
-                }
-                out.push_str("?>");
-            }
+            Node::ProcessingInstruction { target, data } => push_pi(target, data, out),
         }
     }
     out.push_str("</");

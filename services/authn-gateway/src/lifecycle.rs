@@ -7,9 +7,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use prost::Message;
 use spid_events::{Delivery, HandlerError, MessageHandler};
-use spid_proto::events::v1::{Envelope, IdentityState, IdentityStateChanged};
 
 use crate::sessions::Sessions;
 
@@ -22,20 +20,10 @@ pub struct Lifecycle {
 #[async_trait]
 impl MessageHandler for Lifecycle {
     async fn handle(&self, delivery: &Delivery) -> Result<(), HandlerError> {
-        let event = Envelope::decode(delivery.payload.as_slice())
-            .map_err(|e| HandlerError::Poison(format!("not an event envelope: {e}")))?;
-        let Some(changed) = spid_events::envelope::payload_of::<IdentityStateChanged>(&event) else {
-            return Ok(());
-        };
-        if changed.current() == IdentityState::Active {
-            return Ok(());
-        }
-        let codes =
-            std::iter::once(changed.spid_code.as_str()).chain(changed.cascaded_spid_codes.iter().map(String::as_str));
-        for spid_code in codes.filter(|c| !c.is_empty()) {
+        for spid_code in spid_events::lifecycle::ended_identities(delivery)? {
             // Idempotent in effect: a redelivery only moves the epoch again.
-            self.sessions.end_identity(spid_code).await.map_err(|e| HandlerError::Retry(e.to_string()))?;
-            tracing::info!(spid_code, state = ?changed.current(), "level-1 sessions ended");
+            self.sessions.end_identity(&spid_code).await.map_err(|e| HandlerError::Retry(e.to_string()))?;
+            tracing::info!(spid_code, "level-1 sessions ended");
         }
         Ok(())
     }
@@ -43,6 +31,9 @@ impl MessageHandler for Lifecycle {
 
 #[cfg(test)]
 mod tests {
+    use prost::Message;
+    use spid_proto::events::v1::{IdentityState, IdentityStateChanged};
+
     use super::*;
 
     fn on_topic(payload: Vec<u8>) -> Delivery {

@@ -161,6 +161,30 @@ pub struct Transaction {
     pub stage: Stage,
 }
 
+impl Transaction {
+    /// A request as it arrived, before what its checks find is filled in.
+    fn arrived(binding: Binding, request_deflated: String, client_ip: &str, browser: &str, now: DateTime<Utc>) -> Self {
+        Transaction {
+            id: random_token(),
+            sp_entity_id: String::new(),
+            request_id: String::new(),
+            request_issue_instant: String::new(),
+            acs_url: String::new(),
+            relay_state: None,
+            level: Level::L1,
+            attributes: Vec::new(),
+            purpose: None,
+            binding,
+            request_deflated,
+            client_ip: client_ip.to_owned(),
+            browser: browser.to_owned(),
+            received_at: now,
+            password_failures: 0,
+            stage: Stage::Password,
+        }
+    }
+}
+
 /// A message shown on a page, by key (the templates hold the texts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -306,22 +330,11 @@ impl Login {
             Err(Refusal::Page(code)) => return Ok(View::Error(code)),
             Err(Refusal::ToSp { code, sp, acs_url, request_id, relay_state }) => {
                 let tx = Transaction {
-                    id: random_token(),
                     sp_entity_id: sp.entity_id.clone(),
                     request_id: request_id.unwrap_or_default(),
-                    request_issue_instant: String::new(),
                     acs_url,
                     relay_state,
-                    level: Level::L1,
-                    attributes: Vec::new(),
-                    purpose: None,
-                    binding: incoming.binding,
-                    request_deflated,
-                    client_ip: client_ip.to_owned(),
-                    browser: browser.to_owned(),
-                    received_at: now,
-                    password_failures: 0,
-                    stage: Stage::Password,
+                    ..Transaction::arrived(incoming.binding, request_deflated, client_ip, browser, now)
                 };
                 return self.fail(&tx, code, None).await;
             }
@@ -364,7 +377,6 @@ impl Login {
         now: DateTime<Utc>,
     ) -> Transaction {
         Transaction {
-            id: random_token(),
             sp_entity_id: c.sp.entity_id.clone(),
             request_id: c.request_id.clone(),
             request_issue_instant: c.issue_instant.clone(),
@@ -373,13 +385,7 @@ impl Login {
             level: c.level,
             attributes: c.attributes.clone(),
             purpose: c.purpose,
-            binding: incoming.binding,
-            request_deflated,
-            client_ip: client_ip.to_owned(),
-            browser: browser.to_owned(),
-            received_at: now,
-            password_failures: 0,
-            stage: Stage::Password,
+            ..Transaction::arrived(incoming.binding, request_deflated, client_ip, browser, now)
         }
     }
 

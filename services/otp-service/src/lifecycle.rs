@@ -6,9 +6,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use prost::Message;
 use spid_events::{Delivery, HandlerError, MessageHandler};
-use spid_proto::events::v1::{Envelope, IdentityState, IdentityStateChanged};
 
 use crate::service::Otp;
 
@@ -21,25 +19,8 @@ pub struct Lifecycle {
 #[async_trait]
 impl MessageHandler for Lifecycle {
     async fn handle(&self, delivery: &Delivery) -> Result<(), HandlerError> {
-        let event = Envelope::decode(delivery.payload.as_slice())
-            .map_err(|e| HandlerError::Poison(format!("not an event envelope: {e}")))?;
-        let Some(changed) = spid_events::envelope::payload_of::<IdentityStateChanged>(&event) else {
-            return Ok(()); // other lifecycle events are not ours
-        };
-        let ends = matches!(
-            changed.current(),
-            IdentityState::Suspended
-                | IdentityState::Revoked
-                | IdentityState::Expired
-                | IdentityState::CredentialsLocked
-        );
-        if !ends {
-            return Ok(());
-        }
-        let codes =
-            std::iter::once(changed.spid_code.as_str()).chain(changed.cascaded_spid_codes.iter().map(String::as_str));
-        for spid_code in codes.filter(|c| !c.is_empty()) {
-            self.otp.drop_identity(spid_code).await.map_err(|e| HandlerError::Retry(e.to_string()))?;
+        for spid_code in spid_events::lifecycle::ended_identities(delivery)? {
+            self.otp.drop_identity(&spid_code).await.map_err(|e| HandlerError::Retry(e.to_string()))?;
         }
         Ok(())
     }

@@ -1,0 +1,59 @@
+//! Reading the lifecycle topic: which identities a delivery makes
+//! unusable — suspended, revoked, expired or with locked credentials —
+//! with the minors' identities the change cascades to. The consumers that
+//! drop what those identities had (otp-service's challenges and tokens,
+//! authn-gateway's sessions) share this one reading.
+
+use prost::Message;
+use spid_proto::events::v1::{Envelope, IdentityState, IdentityStateChanged};
+
+use crate::{Delivery, HandlerError};
+
+/// The spidCodes that stopped being usable with this delivery; empty for
+/// any other lifecycle event. Bytes that are not an envelope are poison.
+pub fn ended_identities(delivery: &Delivery) -> Result<Vec<String>, HandlerError> {
+    let event = Envelope::decode(delivery.payload.as_slice())
+        .map_err(|e| HandlerError::Poison(format!("not an event envelope: {e}")))?;
+    let Some(changed) = crate::envelope::payload_of::<IdentityStateChanged>(&event) else {
+        return Ok(Vec::new());
+    };
+    let ends = matches!(
+        changed.current(),
+        IdentityState::Suspended | IdentityState::Revoked | IdentityState::Expired | IdentityState::CredentialsLocked
+    );
+    if !ends {
+        return Ok(Vec::new());
+    }
+    Ok(std::iter::once(changed.spid_code).chain(changed.cascaded_spid_codes).filter(|c| !c.is_empty()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(payload: Vec<u8>) -> Delivery {
+        Delivery { topic: "t".into(), partition: 0, offset: 0, key: String::new(), payload, headers: Vec::new() }
+    }
+
+    #[test]
+    fn suspensions_and_their_cascade_end_identities_restores_do_not() {
+        let clock = spid_types::SystemClock;
+        let event = |current: IdentityState| {
+            let changed = IdentityStateChanged {
+                spid_code: "XIDPPARENT0001".into(),
+                current: current as i32,
+                cascaded_spid_codes: vec!["XIDPMINOR00001".into()],
+                ..Default::default()
+            };
+            delivery(
+                crate::EventBuilder::new("t", "identity.changed", "XIDPPARENT0001", &clock)
+                    .payload(&changed)
+                    .build()
+                    .encode_to_vec(),
+            )
+        };
+        assert_eq!(ended_identities(&event(IdentityState::Suspended)).unwrap(), ["XIDPPARENT0001", "XIDPMINOR00001"]);
+        assert!(ended_identities(&event(IdentityState::Active)).unwrap().is_empty());
+        assert!(matches!(ended_identities(&delivery(vec![0xff, 1])), Err(HandlerError::Poison(_))));
+    }
+}
