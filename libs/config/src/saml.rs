@@ -52,7 +52,16 @@ impl IpNet {
             }
         };
         let max = if addr.is_ipv4() { 32 } else { 128 };
-        (prefix <= max).then_some(IpNet { addr, prefix })
+        if prefix > max {
+            return None;
+        }
+        // `::ffff:10.0.0.0/104` is `10.0.0.0/8`.
+        if let IpAddr::V6(v6) = addr
+            && let (Some(v4), true) = (v6.to_ipv4_mapped(), prefix >= 96)
+        {
+            return Some(IpNet { addr: IpAddr::V4(v4), prefix: prefix - 96 });
+        }
+        Some(IpNet { addr, prefix })
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
@@ -228,6 +237,9 @@ mod tests {
         assert!(nets[0].contains("10.42.7.1".parse().unwrap()) && !nets[0].contains("11.0.0.1".parse().unwrap()));
         assert!(nets[0].contains("::ffff:10.1.2.3".parse().unwrap()), "IPv4-mapped addresses count");
         assert!(nets[1].contains("::1".parse().unwrap()) && !nets[1].contains("::2".parse().unwrap()));
+        let mapped = IpNet::parse("::ffff:10.0.0.0/104").unwrap();
+        assert!(mapped.contains("10.9.8.7".parse().unwrap()) && !mapped.contains("11.0.0.1".parse().unwrap()));
+        assert!(IpNet::parse("0.0.0.0/0").unwrap().contains("198.51.100.1".parse().unwrap()));
         let bad = SamlSettings { trusted_proxies: vec!["10.0.0.0/33".into()], ..Default::default() };
         assert_eq!(resolve(bad, true, Path::new("/x"), &public).unwrap_err().key, "saml.trusted_proxies");
         let attempts = SamlSettings { password_attempts: 0, ..Default::default() };

@@ -17,11 +17,9 @@ pub fn ended_identities(delivery: &Delivery) -> Result<Vec<String>, HandlerError
     let Some(changed) = crate::envelope::payload_of::<IdentityStateChanged>(&event) else {
         return Ok(Vec::new());
     };
-    let ends = matches!(
-        changed.current(),
-        IdentityState::Suspended | IdentityState::Revoked | IdentityState::Expired | IdentityState::CredentialsLocked
-    );
-    if !ends {
+    // Any state but active — unknown ones included — ends what the
+    // identity had: the safe side.
+    if changed.current == IdentityState::Active as i32 {
         return Ok(Vec::new());
     }
     Ok(std::iter::once(changed.spid_code).chain(changed.cascaded_spid_codes).filter(|c| !c.is_empty()).collect())

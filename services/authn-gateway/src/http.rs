@@ -28,6 +28,8 @@ pub struct Web {
     pub trusted_proxies: Vec<spid_config::saml::IpNet>,
     /// Bootstrap Italia's `dist` directory, when configured.
     pub assets: Option<std::path::PathBuf>,
+    /// Our public origin (`scheme://host[:port]`), for the `Origin` check.
+    pub origin: String,
 }
 
 impl Web {
@@ -53,40 +55,69 @@ impl Web {
         format!("{}=; Path=/; HttpOnly; Max-Age=0{secure}", self.sso_cookie())
     }
 
-    /// `Set-Cookie` for the browser id: only our own pages post the login
-    /// forms, so `SameSite=Lax` is enough.
+    /// `Set-Cookie` for the browser id. It must come back on an SP's
+    /// cross-site POST too (or a login open in another tab would lose its
+    /// binding), hence `SameSite=None` on https; the steps themselves are
+    /// guarded by their origin.
     fn set_browser(&self, id: &str) -> String {
-        let secure = if self.secure_cookies { "; Secure" } else { "" };
-        format!("{}={id}; Path=/; HttpOnly; SameSite=Lax{secure}", self.browser_cookie())
+        let attrs = if self.secure_cookies { "; Secure; SameSite=None" } else { "; SameSite=Lax" };
+        format!("{}={id}; Path=/; HttpOnly{attrs}", self.browser_cookie())
     }
 
     /// The client: the TCP peer, or — when the peer is a trusted proxy —
     /// the last address of `X-Forwarded-For` that is not one.
     fn client_ip(&self, req: &HttpRequest) -> String {
         let Some(peer) = req.peer_addr().map(|a| a.ip()) else { return String::new() };
-        let trusted = |ip: std::net::IpAddr| self.trusted_proxies.iter().any(|n| n.contains(ip));
-        if !trusted(peer) {
-            return peer.to_string();
-        }
-        let forwarded: Vec<std::net::IpAddr> = req
+        let hops: Vec<String> = req
             .headers()
             .get_all("x-forwarded-for")
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|ip| ip.trim().parse().ok())
+            .map(|h| h.trim().to_owned())
             .collect();
-        forwarded.iter().rev().find(|ip| !trusted(**ip)).or(forwarded.first()).unwrap_or(&peer).to_string()
+        client_from(peer, &hops, &self.trusted_proxies).to_string()
     }
+}
+
+/// The client behind `peer`: from the right of `X-Forwarded-For`, past our
+/// own proxies to the first address they did not add. An entry that does
+/// not parse stops the walk — what is left of it was written by the client.
+fn client_from(peer: std::net::IpAddr, hops: &[String], trusted: &[spid_config::saml::IpNet]) -> std::net::IpAddr {
+    let is_trusted = |ip: std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
+    let mut client = peer;
+    if !is_trusted(peer) {
+        return client;
+    }
+    for hop in hops.iter().rev() {
+        let Some(ip) = parse_hop(hop) else { break };
+        client = ip;
+        if !is_trusted(ip) {
+            break;
+        }
+    }
+    client
+}
+
+/// An `X-Forwarded-For` entry: an address, `ip:port` or `[v6]:port`.
+fn parse_hop(hop: &str) -> Option<std::net::IpAddr> {
+    if let Ok(ip) = hop.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = hop.strip_prefix('[') {
+        return rest.split_once(']').and_then(|(ip, _)| ip.parse().ok());
+    }
+    hop.parse::<std::net::SocketAddr>().ok().map(|a| a.ip())
 }
 
 fn is_token(v: &str) -> bool {
     v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// A form posted from another site (`Sec-Fetch-Site: cross-site`) is not
-/// a step of our login pages.
-fn cross_site(req: &HttpRequest) -> bool {
-    req.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site")
+/// A form posted from another site is not a step of our login pages:
+/// `Sec-Fetch-Site: cross-site`, or an `Origin` other than ours.
+fn cross_site(req: &HttpRequest, origin: &str) -> bool {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    header("sec-fetch-site") == Some("cross-site") || header("origin").is_some_and(|o| o != origin && o != "null")
 }
 
 pub fn routes(web_state: Arc<Web>) -> impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static {
@@ -240,7 +271,7 @@ async fn logout(state: &Web, req: &HttpRequest, incoming: Result<Incoming, Error
 type Step = (Vec<(String, String)>, String);
 
 fn step(state: &Web, req: &HttpRequest, body: &[u8]) -> Result<Step, Box<HttpResponse>> {
-    if cross_site(req) {
+    if cross_site(req, &state.origin) {
         return Err(Box::new(respond(state, &View::Error(ErrorCode::Nr04), lang(req), &[])));
     }
     let browser = cookie(req, state.browser_cookie()).unwrap_or_default();
@@ -363,7 +394,23 @@ async fn bootstrap_italia(state: web::Data<Web>, path: web::Path<String>) -> Htt
 
 #[cfg(test)]
 mod tests {
-    use super::asset_path;
+    use super::{asset_path, client_from};
+
+    #[test]
+    fn the_client_is_the_first_hop_our_proxies_did_not_add() {
+        let trusted = [spid_config::saml::IpNet::parse("10.0.0.0/8").unwrap()];
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let hops = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // Straight from the Internet: the peer, whatever it claims.
+        assert_eq!(client_from(ip("203.0.113.9"), &hops(&["1.2.3.4"]), &trusted), ip("203.0.113.9"));
+        // Through the ingress: the address it added.
+        assert_eq!(client_from(ip("10.1.0.5"), &hops(&["6.6.6.6", "203.0.113.9"]), &trusted), ip("203.0.113.9"));
+        assert_eq!(client_from(ip("10.1.0.5"), &hops(&["203.0.113.9:51234", "10.2.0.1"]), &trusted), ip("203.0.113.9"));
+        assert_eq!(client_from(ip("10.1.0.5"), &hops(&["[2001:db8::1]:443"]), &trusted), ip("2001:db8::1"));
+        // Garbage written by the client stops the walk at our last hop.
+        assert_eq!(client_from(ip("10.1.0.5"), &hops(&["6.6.6.6", "bogus", "10.2.0.1"]), &trusted), ip("10.2.0.1"));
+        assert_eq!(client_from(ip("10.1.0.5"), &hops(&[]), &trusted), ip("10.1.0.5"));
+    }
 
     #[test]
     fn only_the_stylesheet_and_fonts_are_served() {

@@ -167,6 +167,7 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
         secure_cookies: config.public_url.scheme() == "https",
         trusted_proxies: saml.trusted_proxies.clone(),
         assets: saml.assets_dir.clone(),
+        origin: config.public_url.origin().ascii_serialization(),
     });
     let saml_routes = http::routes(web_state);
     let dev_routes = dev::routes(config.is_dev().then(|| peer(notification)));

@@ -54,9 +54,9 @@ mod tests {
             lifetime: std::time::Duration::from_secs(3600),
         });
         let now = chrono::Utc::now();
-        let parent = sessions.create("XIDPPARENT0001", now, "_p").await.unwrap();
-        let minor = sessions.create("XIDPMINOR00001", now, "_m").await.unwrap();
-        let other = sessions.create("XIDPOTHER00001", now, "_o").await.unwrap();
+        let parent = sessions.create("XIDPPARENT0001", crate::level::IdentityKind::Private, now, "_p").await.unwrap();
+        let minor = sessions.create("XIDPMINOR00001", crate::level::IdentityKind::Private, now, "_m").await.unwrap();
+        let other = sessions.create("XIDPOTHER00001", crate::level::IdentityKind::Private, now, "_o").await.unwrap();
         let changed = IdentityStateChanged {
             spid_code: "XIDPPARENT0001".into(),
             current: IdentityState::Suspended as i32,

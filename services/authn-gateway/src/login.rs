@@ -122,6 +122,7 @@ pub enum Stage {
         spid_code: String,
         challenge: Challenge,
         methods: Vec<String>,
+        kind: IdentityKind,
     },
     Consent {
         spid_code: String,
@@ -131,6 +132,7 @@ pub enum Stage {
         /// The level-1 session being reused (no new one is made).
         #[serde(default)]
         reused_session: Option<String>,
+        kind: IdentityKind,
     },
 }
 
@@ -155,6 +157,7 @@ pub struct Transaction {
     /// The browser the login belongs to (its `spid_browser` cookie): every
     /// step must come from it, so a page cannot be driven from elsewhere
     /// (login CSRF).
+    #[serde(default)]
     pub browser: String,
     pub received_at: DateTime<Utc>,
     pub password_failures: u32,
@@ -352,7 +355,10 @@ impl Login {
         // A level-1 session is reused for level-1 requests unless the SP
         // forces a new authentication; level 2 always authenticates again.
         let reusable = checked.level == Level::L1 && !checked.force_authn;
-        if reusable && let Some(session) = self.sso_session(sso).await? {
+        if reusable
+            && let Some(session) = self.sso_session(sso).await?
+            && Purpose::accepts(checked.purpose, session.kind)
+        {
             let mut tx = tx;
             tx.stage = Stage::Consent {
                 spid_code: session.spid_code,
@@ -360,6 +366,7 @@ impl Login {
                 authn_instant: session.authn_instant,
                 session_index: Some(session.session_index),
                 reused_session: sso.map(str::to_owned),
+                kind: session.kind,
             };
             return self.consent_view(tx).await;
         }
@@ -497,6 +504,7 @@ impl Login {
                         authn_instant: now,
                         session_index: Some(crate::response::new_id()),
                         reused_session: None,
+                        kind,
                     };
                     return self.consent_view(tx).await;
                 }
@@ -504,7 +512,7 @@ impl Login {
                 let Some(first) = METHODS.iter().find(|m| methods.iter().any(|x| x == *m)) else {
                     return self.fail(&tx, ErrorCode::Nr20, Some(&spid_code)).await;
                 };
-                self.start_challenge(tx, spid_code, methods.clone(), first).await
+                self.start_challenge(tx, spid_code, kind, methods.clone(), first).await
             }
         }
     }
@@ -514,13 +522,14 @@ impl Login {
         &self,
         mut tx: Transaction,
         spid_code: String,
+        kind: IdentityKind,
         methods: Vec<String>,
         method: &str,
     ) -> Result<View, LoginError> {
         match self.second_factor.start(&spid_code, &tx.id, &tx.client_ip, &tx.sp_entity_id, method).await? {
             None => self.fail(&tx, ErrorCode::Nr20, Some(&spid_code)).await,
             Some(challenge) => {
-                tx.stage = Stage::Code { spid_code, challenge: challenge.clone(), methods };
+                tx.stage = Stage::Code { spid_code, challenge: challenge.clone(), methods, kind };
                 self.store(&tx).await?;
                 Ok(self.code_view(&tx, None).unwrap_or(View::Error(ErrorCode::Nr04)))
             }
@@ -544,7 +553,7 @@ impl Login {
             Ok(tx) => tx,
             Err(view) => return Ok(view),
         };
-        let Stage::Code { spid_code, methods, .. } = tx.stage.clone() else {
+        let Stage::Code { spid_code, methods, kind, .. } = tx.stage.clone() else {
             self.store(&tx).await?;
             return Ok(View::Error(ErrorCode::Nr04));
         };
@@ -552,7 +561,7 @@ impl Login {
             self.store(&tx).await?;
             return Ok(View::Error(ErrorCode::Nr04));
         }
-        self.start_challenge(tx, spid_code, methods, method).await
+        self.start_challenge(tx, spid_code, kind, methods, method).await
     }
 
     /// The current page again (a language change).
@@ -579,7 +588,7 @@ impl Login {
             Ok(tx) => tx,
             Err(view) => return Ok(view),
         };
-        let Stage::Code { spid_code, challenge, .. } = tx.stage.clone() else {
+        let Stage::Code { spid_code, challenge, kind, .. } = tx.stage.clone() else {
             self.store(&tx).await?;
             return Ok(View::Error(ErrorCode::Nr04));
         };
@@ -592,6 +601,7 @@ impl Login {
                     authn_instant: self.now(),
                     session_index: None,
                     reused_session: None,
+                    kind,
                 };
                 self.consent_view(tx).await
             }
@@ -646,7 +656,8 @@ impl Login {
             Ok(tx) => tx,
             Err(view) => return Ok(view),
         };
-        let Stage::Consent { spid_code, level, authn_instant, session_index, reused_session } = tx.stage.clone() else {
+        let Stage::Consent { spid_code, level, authn_instant, session_index, reused_session, kind } = tx.stage.clone()
+        else {
             self.store(&tx).await?;
             return Ok(View::Error(ErrorCode::Nr04));
         };
@@ -656,6 +667,15 @@ impl Login {
         // Suspended, revoked or locked since the password: nothing is sent.
         if !self.directory.is_active(&spid_code).await? {
             return self.fail(&tx, ErrorCode::Nr23, Some(&spid_code)).await;
+        }
+        // A reused session logged out meanwhile: authenticate again.
+        if let Some(id) = &reused_session
+            && self.sessions.get(id).await.map_err(internal)?.is_none()
+        {
+            let mut tx = tx;
+            tx.stage = Stage::Password;
+            self.store(&tx).await?;
+            return Ok(self.password_view(&tx, None));
         }
         // The values are read again: what is sent is what the holder has now.
         let values = if tx.attributes.is_empty() {
@@ -670,7 +690,7 @@ impl Login {
             .filter_map(|n| values.get(n).filter(|v| !v.trim().is_empty()).map(|v| (n.clone(), v.clone())))
             .collect();
         if let (Level::L1, Some(index), None) = (level, &session_index, &reused_session) {
-            *sso_out = Some(self.sessions.create(&spid_code, authn_instant, index).await.map_err(internal)?);
+            *sso_out = Some(self.sessions.create(&spid_code, kind, authn_instant, index).await.map_err(internal)?);
         }
         let to = Addressee {
             sp_entity_id: &tx.sp_entity_id,

@@ -57,7 +57,7 @@ impl Login {
         if let (true, Some(id)) = (acceptable, id) {
             // Each LogoutRequest once (a replay is answered Requester).
             let key = format!("saml:logout:{}", hex::encode(sha2::Sha256::digest(format!("{}\n{id}", sp.entity_id))));
-            let ttl = self.settings.request_max_age + self.settings.clock_skew;
+            let ttl = self.settings.request_max_age + self.settings.clock_skew + std::time::Duration::from_secs(60);
             acceptable =
                 self.cache.set_if_absent(&key, b"1", ttl).await.map_err(|e| LoginError::Internal(e.to_string()))?;
         }

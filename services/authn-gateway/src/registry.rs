@@ -351,10 +351,12 @@ impl Registry {
         let mut report = ReloadReport::default();
         let previous = self.current.read().map(|c| c.clone()).unwrap_or_default();
         let mut next: BTreeMap<String, Arc<ServiceProvider>> = BTreeMap::new();
+        // A failed source keeps what it gave before, never over an entry
+        // another source gave in this reload.
         let keep_from = |source: &str, next: &mut BTreeMap<String, Arc<ServiceProvider>>| {
             for (id, sp) in previous.iter() {
                 if sp.source == source {
-                    next.insert(id.clone(), sp.clone());
+                    next.entry(id.clone()).or_insert_with(|| sp.clone());
                 }
             }
         };
@@ -377,7 +379,8 @@ impl Registry {
                 Ok(sps) => {
                     for sp in sps {
                         // The operator's own files win over a fetched source.
-                        if next.get(&sp.entity_id).is_some_and(|known| !known.source.starts_with("http")) {
+                        let fetched = |source: &str| sources.urls.iter().any(|u| u.as_str() == source);
+                        if next.get(&sp.entity_id).is_some_and(|known| !fetched(&known.source)) {
                             tracing::warn!(entity_id = %sp.entity_id, %source, "a fetched entry for an SP registered from a file is ignored");
                             continue;
                         }

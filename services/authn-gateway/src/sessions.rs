@@ -12,6 +12,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use spid_cache::{Cache, CacheError};
 
+use crate::level::IdentityKind;
+
 const SESSION: &str = "saml:sso:";
 const BY_INDEX: &str = "saml:sso-index:";
 const EPOCH: &str = "saml:sso-epoch:";
@@ -19,6 +21,8 @@ const EPOCH: &str = "saml:sso-epoch:";
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct SsoSession {
     pub spid_code: String,
+    /// The identity's type: a reuse must suit the new request's purpose.
+    pub kind: IdentityKind,
     pub authn_instant: DateTime<Utc>,
     pub session_index: String,
     epoch: u64,
@@ -43,12 +47,14 @@ impl Sessions {
     pub async fn create(
         &self,
         spid_code: &str,
+        kind: IdentityKind,
         authn_instant: DateTime<Utc>,
         session_index: &str,
     ) -> Result<String, CacheError> {
         let id = crate::login::random_token();
         let session = SsoSession {
             spid_code: spid_code.to_owned(),
+            kind,
             authn_instant,
             session_index: session_index.to_owned(),
             epoch: self.epoch(spid_code).await?,
@@ -108,9 +114,9 @@ mod tests {
     async fn sessions_end_one_by_one_by_index_and_all_at_once() {
         let s = Sessions { cache: Arc::new(spid_cache::MemoryCache::new()), lifetime: Duration::from_secs(3600) };
         let now = Utc::now();
-        let a = s.create("XIDP1", now, "_i1").await.unwrap();
-        let b = s.create("XIDP1", now, "_i2").await.unwrap();
-        let c = s.create("XIDP2", now, "_i3").await.unwrap();
+        let a = s.create("XIDP1", IdentityKind::Private, now, "_i1").await.unwrap();
+        let b = s.create("XIDP1", IdentityKind::Private, now, "_i2").await.unwrap();
+        let c = s.create("XIDP2", IdentityKind::Private, now, "_i3").await.unwrap();
         assert_eq!(s.get(&a).await.unwrap().unwrap().session_index, "_i1");
         assert!(s.get("not-a-token").await.unwrap().is_none());
 
@@ -122,7 +128,7 @@ mod tests {
         assert!(s.get(&b).await.unwrap().is_none(), "the identity's sessions are gone");
         assert!(s.get(&c).await.unwrap().is_some(), "others stay");
         // A session opened after the event is valid.
-        let d = s.create("XIDP1", now, "_i4").await.unwrap();
+        let d = s.create("XIDP1", IdentityKind::Private, now, "_i4").await.unwrap();
         assert!(s.get(&d).await.unwrap().is_some());
     }
 }

@@ -102,7 +102,7 @@ impl SpAdmin {
         let generation = self.generation().await?;
         let overrides = self.overrides().await?;
         let report = self.registry.reload(&self.sources, &self.http, &overrides).await;
-        self.seen.fetch_max(generation, Ordering::SeqCst);
+        self.seen.store(generation, Ordering::SeqCst);
         Ok(report)
     }
 

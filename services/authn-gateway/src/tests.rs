@@ -411,6 +411,20 @@ async fn level_1_session_is_reused_unless_forced_and_never_for_level_2() {
     let statement = root.first(SAML, "Assertion").unwrap().first(SAML, "AuthnStatement").unwrap();
     assert_eq!(statement.attribute("SessionIndex"), Some(index.as_str()));
 
+    // A request for professional identities does not reuse a private
+    // identity's session.
+    let mut professional = l1("_s2b");
+    professional.children.insert(
+        1,
+        spid_xml::Node::Element(
+            Element::new(Some("samlp"), "Extensions", Some(SAMLP)).child(
+                Element::new(Some("spid"), "Purpose", Some(crate::request::SPID_EXTENSIONS))
+                    .declare(Some("spid"), crate::request::SPID_EXTENSIONS)
+                    .text("P"),
+            ),
+        ),
+    );
+    assert!(matches!(w.start(professional, Some(&sso)).await, View::Password { .. }));
     // ForceAuthn, level 2, an ended session, a forged cookie: a new login.
     assert!(matches!(w.start(set(l1("_s3"), "ForceAuthn", Some("true")), Some(&sso)).await, View::Password { .. }));
     assert!(matches!(w.start(request("_s4"), Some(&sso)).await, View::Password { .. }));
