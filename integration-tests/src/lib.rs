@@ -525,3 +525,22 @@ pub fn idpctl(ports: &Ports, service: ServiceName, args: &[&str]) -> (bool, Stri
         .expect("idpctl");
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
+
+/// The six-digit code in a message body (SMS or e-mail).
+pub fn six_digit_code(body: &str) -> Option<String> {
+    body.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).map(str::to_owned)
+}
+
+/// The `spid-device` simulator (the provider's app) against otp-service,
+/// keeping its state in `state`: whether it succeeded, and all it printed.
+pub fn spid_device(ports: &Ports, state: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(bin("spid-device"))
+        .arg("--otp")
+        .arg(ports.grpc_url(ServiceName::OtpService))
+        .arg("--state")
+        .arg(state)
+        .args(args)
+        .output()
+        .expect("spid-device");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}

@@ -76,9 +76,7 @@ async fn an_operator_suspends_restores_and_revokes_and_every_service_follows() {
     // bus): the right code no longer works.
     let public = ports.http_url(ServiceName::AuthnGateway);
     let outbox: serde_json::Value = reqwest::get(format!("{public}/dev/outbox")).await.unwrap().json().await.unwrap();
-    let six_digits = |m: &serde_json::Value| {
-        m["body"].as_str().unwrap_or("").split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).map(str::to_owned)
-    };
+    let six_digits = |m: &serde_json::Value| integration_tests::six_digit_code(m["body"].as_str().unwrap_or(""));
     let code = outbox
         .as_array()
         .unwrap()

@@ -8,7 +8,7 @@
 
 use std::process::Command;
 
-use integration_tests::{DevProcess, Ports, bin};
+use integration_tests::{DevProcess, Ports};
 use spid_proto::otp::v1::authenticators_client::AuthenticatorsClient;
 use spid_proto::otp::v1::challenges_client::ChallengesClient;
 use spid_proto::otp::v1::device_activation_client::DeviceActivationClient;
@@ -74,7 +74,7 @@ async fn a_level_two_holder_uses_sms_codes_an_authenticator_and_the_bound_app() 
     let outbox: serde_json::Value = reqwest::get(format!("{public}/dev/outbox")).await.unwrap().json().await.unwrap();
     let sms = outbox.as_array().unwrap().iter().rev().find(|m| m["recipient"] == mobile.as_str()).unwrap();
     let body = sms["body"].as_str().unwrap();
-    let code: String = body.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).unwrap().to_owned();
+    let code = integration_tests::six_digit_code(body).unwrap();
 
     let verify = |challenge: &str, tx: &str, code: &str| VerifyRequest {
         challenge_id: challenge.into(),
@@ -128,18 +128,7 @@ async fn a_level_two_holder_uses_sms_codes_an_authenticator_and_the_bound_app() 
     let activate = || ActivateRequest { spid_code: spid_code.clone() };
     let code = devices.activate(activate()).await.unwrap().into_inner().activation_code;
     let state = data.path().join("device.json");
-    let device = |args: &[&str]| {
-        let out = Command::new(bin("spid-device"))
-            .arg("--otp")
-            .arg(ports.grpc_url(ServiceName::OtpService))
-            .arg("--state")
-            .arg(&state)
-            .args(args)
-            .output()
-            .unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        (out.status.success(), text)
-    };
+    let device = |args: &[&str]| integration_tests::spid_device(&ports, &state, args);
     let (ok, text) = device(&["bind", "--activation-code", &code, "--pin", "123456"]);
     assert!(!ok && text.contains("pin.sequence"), "{text}");
     let (ok, text) = device(&["bind", "--activation-code", &code, "--pin", "a7k2m9", "--name", "Pixel"]);
@@ -202,20 +191,7 @@ async fn level_two_logins_in_make_run_with_the_app_push_and_qr() {
         .into_inner()
         .activation_code;
     let state = data.path().join("device.json");
-    let device = |args: &[&str]| {
-        let out = Command::new(bin("spid-device"))
-            .arg("--otp")
-            .arg(ports.grpc_url(ServiceName::OtpService))
-            .arg("--state")
-            .arg(&state)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
-        )
-    };
+    let device = |args: &[&str]| integration_tests::spid_device(&ports, &state, args);
     let (ok, text) = device(&["bind", "--activation-code", &code, "--pin", "a7k2m9", "--name", "Pixel"]);
     assert!(ok, "{text}");
 

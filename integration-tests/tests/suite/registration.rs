@@ -97,7 +97,7 @@ async fn an_applicant_registers_is_identified_and_logs_in() {
     let code_for = |recipient: &str| -> String {
         let entry = outbox.as_array().unwrap().iter().rev().find(|m| m["recipient"] == recipient).unwrap();
         let body = entry["body"].as_str().unwrap();
-        body.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).unwrap().to_owned()
+        integration_tests::six_digit_code(body).unwrap()
     };
     for (kind, to) in [("email", "chiara.esposito@example.it"), ("mobile", "+393479876543")] {
         let r = http

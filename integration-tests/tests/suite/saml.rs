@@ -219,7 +219,7 @@ async fn pysaml2_logs_in_at_levels_one_and_two_in_both_bindings() {
     let sms = outbox.as_array().unwrap().iter().rev().find(|m| m["channel"] == "sms").unwrap();
     assert_eq!(sms["recipient"], l2["mobile"]);
     let body = sms["body"].as_str().unwrap();
-    let code: String = body.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).unwrap().to_owned();
+    let code = integration_tests::six_digit_code(body).unwrap();
     let page = submit(&s, &http, "code", &[("tx", &tx), ("code", &code), ("action", "verify")]).await;
     assert!(page.contains(l2["spid_code"].as_str().unwrap()), "the consent page after the code: {page}");
     let page = submit(&s, &http, "consent", &[("tx", &tx), ("action", "accept")]).await;
@@ -339,7 +339,7 @@ async fn the_demo_sp_of_make_run_logs_in_at_level_two() {
     let outbox: serde_json::Value =
         http.get(format!("{public}/dev/outbox")).send().await.unwrap().json().await.unwrap();
     let body = outbox.as_array().unwrap().last().unwrap()["body"].as_str().unwrap().to_owned();
-    let code: String = body.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).unwrap().to_owned();
+    let code = integration_tests::six_digit_code(&body).unwrap();
     post("/login/code", vec![("tx", tx.clone()), ("code", code), ("action", "verify".into())]).await;
     let page = post("/login/consent", vec![("tx", tx), ("action", "accept".into())]).await;
     let response = hidden(&page, "SAMLResponse").unwrap();

@@ -152,8 +152,7 @@ fn one<'a>(parent: &'a Element, local: &'static str) -> Result<&'a Element, Dsig
 
 fn b64(e: &Element) -> Result<Vec<u8>, DsigError> {
     let text = e.text_content().ok_or(DsigError::Malformed("base64 value"))?;
-    let clean: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    B64.decode(clean).map_err(|_| DsigError::Malformed("base64 value"))
+    crate::decode_base64(&text).ok_or(DsigError::Malformed("base64 value"))
 }
 
 /// Whether `root` carries a `ds:Signature` child at all.

@@ -22,6 +22,15 @@ pub mod dsig;
 
 pub use dom::{Attr, Element, Limits, Node, ParseError, parse};
 
+/// Base64 as XML and SAML bindings carry it: line breaks and other white
+/// space inside are ignored (signature values, certificates, a POSTed
+/// `SAMLRequest` wrapped at 76 columns).
+pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let clean: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD.decode(clean).ok()
+}
+
 /// Namespace URIs used across SAML and XML signatures.
 pub mod ns {
     pub const XML: &str = "http://www.w3.org/XML/1998/namespace";

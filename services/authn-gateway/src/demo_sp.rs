@@ -5,7 +5,6 @@
 //! a browser. Its key lives in memory; it registers itself in the SP
 //! registry at start.
 
-use std::io::Write;
 use std::sync::Arc;
 
 use actix_web::http::header;
@@ -237,13 +236,10 @@ pub fn signed_redirect_url(
                 .attr("Comparison", "minimum")
                 .child(saml("AuthnContextClassRef").text(format!("https://www.spid.gov.it/SpidL{level}"))),
         );
-    let mut deflater = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-    deflater.write_all(request.to_xml().as_bytes()).map_err(err)?;
-    let deflated = deflater.finish().map_err(err)?;
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let signed = format!(
         "SAMLRequest={}&RelayState={}&SigAlg={}",
-        enc(&B64.encode(deflated)),
+        enc(&spid_events::registry::deflate_base64(request.to_xml().as_bytes())),
         enc("demo"),
         enc(SignatureAlgorithm::RsaSha256.uri())
     );

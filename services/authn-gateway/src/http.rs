@@ -8,7 +8,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::anomaly::ErrorCode;
-use crate::login::{Login, View};
+use crate::login::{Login, View, is_token};
 use crate::metadata::{SLO, SSO_POST, SSO_REDIRECT};
 use crate::pages::{Lang, Pages};
 use crate::request::Incoming;
@@ -107,10 +107,6 @@ fn parse_hop(hop: &str) -> Option<std::net::IpAddr> {
         return rest.split_once(']').and_then(|(ip, _)| ip.parse().ok());
     }
     hop.parse::<std::net::SocketAddr>().ok().map(|a| a.ip())
-}
-
-fn is_token(v: &str) -> bool {
-    v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// A form posted from another site is not a step of our login pages:

@@ -287,6 +287,12 @@ fn same_browser(a: &str, b: &str) -> bool {
     !a.is_empty() && a.len() == b.len() && openssl::memcmp::eq(a.as_bytes(), b.as_bytes())
 }
 
+/// Whether `v` has the shape of [`random_token`]'s identifiers (checked
+/// before any cache lookup with a value from a browser).
+pub(crate) fn is_token(v: &str) -> bool {
+    v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// A random 128-bit identifier, hex.
 pub fn random_token() -> String {
     uuid::Uuid::new_v4().simple().to_string()
@@ -420,7 +426,7 @@ impl Login {
     /// page of a request that can no longer be answered; past the login
     /// timeout → nr21 to the SP.
     async fn take(&self, id: &str, browser: &str) -> Result<Result<Transaction, View>, LoginError> {
-        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !is_token(id) {
             return Ok(Err(View::Error(ErrorCode::Nr04)));
         }
         let Some(raw) = self.cache.take(&format!("{TX_PREFIX}{id}")).await.map_err(internal)? else {

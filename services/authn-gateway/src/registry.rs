@@ -8,8 +8,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use openssl::pkey::{PKey, Public};
 use openssl::x509::X509;
 use spid_xml::ns::{DSIG, MD};
@@ -206,8 +204,8 @@ fn parse_entity(e: &Element, source: &str) -> Result<Option<ServiceProvider>, Me
             .flat_map(|ki| ki.children_named(DSIG, "X509Data"))
             .flat_map(|xd| xd.children_named(DSIG, "X509Certificate"));
         for c in certs {
-            let text: String = c.text_content().unwrap_or_default().chars().filter(|c| !c.is_whitespace()).collect();
-            let der = B64.decode(text).map_err(|_| invalid(format!("{entity_id}: a certificate is not base64")))?;
+            let der = spid_xml::decode_base64(&c.text_content().unwrap_or_default())
+                .ok_or_else(|| invalid(format!("{entity_id}: a certificate is not base64")))?;
             let cert = X509::from_der(&der).map_err(|_| invalid(format!("{entity_id}: a certificate is not X.509")))?;
             if !strong_enough(&cert) {
                 return Err(invalid(format!(

@@ -7,11 +7,8 @@
 //! Everything here is pure: the caller passes the registry snapshot and the
 //! time, and checks replays ([`Checked::replay_key`]) in the shared cache.
 
-use std::io::Read;
 use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use spid_xml::dsig::{SignatureAlgorithm, verify_root};
 use spid_xml::ns::{SAML, SAMLP};
@@ -96,8 +93,7 @@ fn pairs(raw: &str) -> Result<Vec<(String, String, String)>, ErrorCode> {
 }
 
 fn b64_decode(s: &str) -> Result<Vec<u8>, ErrorCode> {
-    let clean: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    B64.decode(clean).map_err(|_| format_error())
+    spid_xml::decode_base64(s).ok_or_else(format_error)
 }
 
 fn relay_state(value: Option<String>) -> Result<Option<String>, ErrorCode> {
@@ -123,15 +119,8 @@ impl Incoming {
         if request.2.len() > MAX_ENCODED {
             return Err(format_error());
         }
-        let deflated = b64_decode(&request.2)?;
-        let mut xml = Vec::new();
-        flate2::read::DeflateDecoder::new(deflated.as_slice())
-            .take(MAX_XML as u64 + 1)
-            .read_to_end(&mut xml)
-            .map_err(|_| format_error())?;
-        if xml.len() > MAX_XML {
-            return Err(format_error());
-        }
+        // Bounded inflation: a DEFLATE bomb stops at MAX_XML.
+        let xml = spid_events::registry::inflate_base64(&request.2, MAX_XML).map_err(|_| format_error())?;
         let relay = get("RelayState");
         let mut signed = format!("SAMLRequest={}", request.1);
         if let Some(r) = relay {

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use spid_cache::{Cache, CacheError};
 
 use crate::level::IdentityKind;
+use crate::login::is_token;
 
 const SESSION: &str = "saml:sso:";
 const BY_INDEX: &str = "saml:sso-index:";
@@ -31,10 +32,6 @@ pub struct SsoSession {
 pub struct Sessions {
     pub cache: Arc<dyn Cache>,
     pub lifetime: Duration,
-}
-
-fn is_token(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 impl Sessions {
