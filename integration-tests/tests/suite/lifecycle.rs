@@ -1,8 +1,9 @@
 //! An operator suspends, restores and revokes a holder with `idpctl
 //! identity` in `idp dev`: the login is refused while suspended, the
 //! holder's live second-factor code stops working (otp-service acts on the
-//! lifecycle event), the holder is told by e-mail and SMS, and the history
-//! shows who did what and why.
+//! lifecycle event), the holder is told by e-mail and SMS, a holder's call
+//! to the help desk is verified with a code, and the history shows who did
+//! what, why and how.
 
 use std::time::Duration;
 
@@ -132,9 +133,71 @@ async fn an_operator_suspends_restores_and_revokes_and_every_service_follows() {
     let (ok, out) = idpctl(&["identity", "restore", "--operator", "turno-1", &spid_code, "--reason", "ritrovato"]);
     assert!(ok, "{out}");
     assert_eq!(credentials.check_password(check()).await.unwrap().into_inner().outcome(), Login::Ok);
-    let (ok, out) = idpctl(&["identity", "revoke", "--operator", "turno-1", &spid_code, "--cause", "decesso"]);
+    let revoke = |operator: &str, cause: &str| {
+        idpctl(&[
+            "identity",
+            "revoke",
+            "--operator",
+            operator,
+            &spid_code,
+            "--reason",
+            "denuncia di furto",
+            "--cause",
+            cause,
+            "--justification",
+            "denuncia 2026/4411",
+        ])
+    };
+    let (ok, out) = revoke("turno-1", "police_report");
     assert!(!ok && out.contains("administrator"), "{out}");
-    let (ok, out) = idpctl(&["identity", "revoke", "--operator", "admin", &spid_code, "--cause", "richiesta"]);
+    let (ok, out) = revoke("admin", "");
+    assert!(!ok && out.contains("names its cause"), "{out}");
+    let (ok, out) = revoke("admin", "decesso");
+    assert!(!ok && out.contains("unknown cause"), "{out}");
+
+    // The holder calls the help desk (LC-2): the origin is verified with a
+    // code sent to the holder's e-mail, which the holder reads back.
+    let (ok, out) = idpctl(&[
+        "--json",
+        "identity",
+        "request",
+        "--operator",
+        "turno-1",
+        username,
+        "--action",
+        "suspend",
+        "--reason",
+        "smarrimento del telefono",
+        "--contact",
+        "email",
+    ]);
+    assert!(ok, "{out}");
+    let started: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(started["sent_to"].as_str().unwrap().starts_with("e-mail "), "{out}");
+    let code = eventually(Duration::from_secs(20), "the request's code by e-mail", || {
+        let url = format!("{public}/dev/outbox");
+        async move {
+            let outbox: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+            outbox.as_array()?.iter().rev().find_map(|m| {
+                let subject = m["subject"].as_str()?;
+                (m["recipient"] == username && subject.starts_with("Codice per la tua richiesta"))
+                    .then(|| integration_tests::six_digit_code(m["body"].as_str()?))
+                    .flatten()
+            })
+        }
+    })
+    .await;
+    let request_id = started["request_id"].as_str().unwrap();
+    let (ok, out) = idpctl(&["--json", "identity", "confirm", request_id, "--code", "000000"]);
+    assert!(!ok && out.contains("not right"), "{out}");
+    let (ok, out) = idpctl(&["--json", "identity", "confirm", request_id, "--code", &code]);
+    assert!(ok, "{out}");
+    let receipt: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((receipt["status"].as_str(), receipt["action"].as_str()), (Some("suspended"), Some("suspend")));
+    assert!(receipt["receipt_id"].as_str().unwrap().starts_with("RIC-"), "{out}");
+
+    // The police report turns the suspension into a revocation.
+    let (ok, out) = revoke("admin", "police_report");
     assert!(ok && out.contains("revoked"), "{out}");
 
     let (ok, out) = idpctl(&["--json", "identity", "history", "--operator", "admin", &spid_code]);
@@ -144,15 +207,18 @@ async fn an_operator_suspends_restores_and_revokes_and_every_service_follows() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["from"].as_str().unwrap(), e["to"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .map(|e| (e["to"].as_str().unwrap(), e["actor"].as_str().unwrap(), e["cause"].as_str().unwrap()))
         .collect();
+    let holder_actor = format!("holder:{spid_code}");
     assert_eq!(
         steps,
         [
-            ("active", "suspended", "operator:turno-1"),
-            ("suspended", "active", "operator:turno-1"),
-            ("active", "revoked", "administrator:admin"),
+            ("suspended", "operator:turno-1", "other"),
+            ("active", "operator:turno-1", "other"),
+            ("suspended", holder_actor.as_str(), "holder_request"),
+            ("revoked", "administrator:admin", "police_report"),
         ]
     );
+    assert_eq!(history[2]["channel"], "phone");
     assert_eq!(history[0]["justification_ref"], "telefonata 2026-12-02 10:14");
 }

@@ -14,15 +14,18 @@ use crate::{Delivery, HandlerError};
 pub fn ended_identities(delivery: &Delivery) -> Result<Vec<String>, HandlerError> {
     let event = Envelope::decode(delivery.payload.as_slice())
         .map_err(|e| HandlerError::Poison(format!("not an event envelope: {e}")))?;
-    let Some(changed) = crate::envelope::payload_of::<IdentityStateChanged>(&event) else {
-        return Ok(Vec::new());
-    };
+    Ok(crate::envelope::payload_of::<IdentityStateChanged>(&event).map(ended_identities_of).unwrap_or_default())
+}
+
+/// The spidCodes one state change makes unusable: the identity and its
+/// cascade, unless the new state is active.
+pub fn ended_identities_of(changed: IdentityStateChanged) -> Vec<String> {
     // Any state but active — unknown ones included — ends what the
     // identity had: the safe side.
     if changed.current == IdentityState::Active as i32 {
-        return Ok(Vec::new());
+        return Vec::new();
     }
-    Ok(std::iter::once(changed.spid_code).chain(changed.cascaded_spid_codes).filter(|c| !c.is_empty()).collect())
+    std::iter::once(changed.spid_code).chain(changed.cascaded_spid_codes).filter(|c| !c.is_empty()).collect()
 }
 
 #[cfg(test)]

@@ -6,11 +6,13 @@ use std::sync::Arc;
 
 use spid_proto::identity::v1 as pb;
 use spid_server::errors::to_status;
+use spid_types::ServiceError;
 use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 
 use crate::application::{Address, Application, HealthCard, IdentityDocument, IdentityType, Organisation};
 use crate::backoffice::{Backoffice, QueueItem, Role};
+use crate::holder_requests::{Ask, Contact, HolderRequests, Via};
 use crate::identification::Identification;
 use crate::identity::{Credentials, IdentityView, Outcome, Status as IdStatus};
 use crate::registration::{ContactKind, Progress, Registrar, StartError, Upload, problems_error};
@@ -21,13 +23,15 @@ pub fn grpc(
     credentials: Arc<Credentials>,
     identification: Arc<Identification>,
     backoffice: Arc<Backoffice>,
+    holder_requests: Arc<HolderRequests>,
 ) -> spid_server::grpc::GrpcServer {
     let mut routes = tonic::service::RoutesBuilder::default();
-    let api = Api { registrar, credentials, identification, backoffice };
+    let api = Api { registrar, credentials, identification, backoffice, holder_requests };
     routes.add_service(pb::credentials_server::CredentialsServer::new(api.clone()));
     routes.add_service(pb::registration_server::RegistrationServer::new(api.clone()));
     routes.add_service(pb::backoffice_server::BackofficeServer::new(api.clone()));
-    routes.add_service(pb::lifecycle_admin_server::LifecycleAdminServer::new(api));
+    routes.add_service(pb::lifecycle_admin_server::LifecycleAdminServer::new(api.clone()));
+    routes.add_service(pb::holder_requests_server::HolderRequestsServer::new(api));
     spid_server::grpc::GrpcServer::new(
         routes,
         vec![
@@ -35,6 +39,7 @@ pub fn grpc(
             pb::registration_server::RegistrationServer::<Api>::NAME,
             pb::backoffice_server::BackofficeServer::<Api>::NAME,
             pb::lifecycle_admin_server::LifecycleAdminServer::<Api>::NAME,
+            pb::holder_requests_server::HolderRequestsServer::<Api>::NAME,
         ],
     )
 }
@@ -45,6 +50,7 @@ pub struct Api {
     credentials: Arc<Credentials>,
     identification: Arc<Identification>,
     backoffice: Arc<Backoffice>,
+    holder_requests: Arc<HolderRequests>,
 }
 
 pub fn status_wire(s: IdStatus) -> pb::IdentityStatus {
@@ -93,7 +99,8 @@ impl pb::credentials_server::Credentials for Api {
         if r.username.len() > 254 || r.password.len() > 128 {
             return Ok(Response::new(check_response(O::WrongCredentials, None)));
         }
-        let answer = match self.credentials.check(&r.username, &r.password).await.map_err(to_status)? {
+        let client_ip = r.client_ip.parse::<std::net::IpAddr>().ok();
+        let answer = match self.credentials.check_from(&r.username, &r.password, client_ip).await.map_err(to_status)? {
             Outcome::Ok(v) => check_response(O::Ok, Some(v)),
             Outcome::WrongCredentials => check_response(O::WrongCredentials, None),
             Outcome::NotActive(v) => check_response(O::IdentityNotActive, Some(v)),
@@ -604,11 +611,15 @@ impl Api {
         action: crate::lifecycle::Action,
     ) -> Result<Response<pb::Identity>, Status> {
         let r = request.into_inner();
-        let record = self
-            .backoffice
-            .change_identity(&r.actor_id, &r.spid_code, action, &r.reason, &r.justification_ref, r.holder_request)
-            .await
-            .map_err(to_status)?;
+        let cause = if r.holder_request && r.cause.is_empty() { "holder_request".to_owned() } else { r.cause };
+        let asked = crate::backoffice::StaffChange {
+            action,
+            cause,
+            reason: r.reason,
+            justification_ref: r.justification_ref,
+            channel: r.channel,
+        };
+        let record = self.backoffice.change_identity(&r.actor_id, &r.spid_code, asked).await.map_err(to_status)?;
         Ok(Response::new(identity_wire(record)))
     }
 }
@@ -643,11 +654,52 @@ impl pb::lifecycle_admin_server::LifecycleAdmin for Api {
                     from: status_wire(t.from) as i32,
                     to: status_wire(t.to) as i32,
                     actor: t.actor,
+                    cause: t.cause,
+                    channel: t.channel,
                     reason: t.reason,
                     justification_ref: t.justification_ref,
                     at: Some(spid_proto::time::to_wire(t.at)),
                 })
                 .collect(),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::holder_requests_server::HolderRequests for Api {
+    async fn start(
+        &self,
+        request: Request<pb::HolderRequestStart>,
+    ) -> Result<Response<pb::HolderRequestStarted>, Status> {
+        let r = request.into_inner();
+        let action = crate::lifecycle::Action::parse(&r.action)
+            .ok_or_else(|| to_status(ServiceError::invalid("action.invalid", "action: suspend, restore or revoke")))?;
+        let contact = Contact::parse(&r.contact)
+            .ok_or_else(|| to_status(ServiceError::invalid("contact.invalid", "contact: email or mobile")))?;
+        let ask = Ask { who: r.holder, action, reason: r.reason, contact };
+        let started =
+            self.holder_requests.start(&ask, &Via::Phone { operator_id: r.operator_id }).await.map_err(to_status)?;
+        Ok(Response::new(pb::HolderRequestStarted {
+            request_id: started.request_id,
+            sent_to: started.sent_to,
+            expires_at: Some(spid_proto::time::to_wire(started.expires_at)),
+        }))
+    }
+
+    async fn confirm(
+        &self,
+        request: Request<pb::HolderRequestConfirm>,
+    ) -> Result<Response<pb::HolderRequestReceipt>, Status> {
+        let r = request.into_inner();
+        let receipt = self.holder_requests.confirm(&r.request_id, &r.code).await.map_err(to_status)?;
+        Ok(Response::new(pb::HolderRequestReceipt {
+            receipt_id: receipt.receipt_id,
+            request_id: receipt.request_id,
+            spid_code: receipt.spid_code,
+            action: receipt.action.to_owned(),
+            received_at: Some(spid_proto::time::to_wire(receipt.received_at)),
+            acted_at: Some(spid_proto::time::to_wire(receipt.acted_at)),
+            status: status_wire(receipt.status) as i32,
         }))
     }
 }

@@ -118,6 +118,18 @@ fn denied(message: &str) -> ServiceError {
     ServiceError::new(ErrorKind::PermissionDenied, "operator.not_allowed", message)
 }
 
+/// A lifecycle change as an operator asks it (`idpctl identity`).
+#[derive(Debug, Clone)]
+pub struct StaffChange {
+    pub action: crate::lifecycle::Action,
+    /// A [`crate::lifecycle::Cause`] name; empty: `other` (required to revoke).
+    pub cause: String,
+    pub reason: String,
+    pub justification_ref: String,
+    /// How a holder's request arrived (`pec`, `signed`); empty otherwise.
+    pub channel: String,
+}
+
 pub struct Backoffice {
     registrar: Arc<Registrar>,
     identification: Arc<Identification>,
@@ -150,44 +162,49 @@ impl Backoffice {
 
     /// An operator by id; unknown and disabled operators may do nothing.
     pub async fn operator(&self, id: &str) -> Result<Operator, ServiceError> {
-        let row = sqlx::query("SELECT id, display_name, role, disabled_at FROM operators WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.db().pool())
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| ServiceError::new(ErrorKind::PermissionDenied, "operator.unknown", "unknown operator"))?;
-        let op = operator_of(&row)?;
-        if op.disabled {
-            return Err(ServiceError::new(ErrorKind::PermissionDenied, "operator.disabled", "operator disabled"));
-        }
-        Ok(op)
+        operator_in(self.db(), id).await
     }
 
     /// Suspends, restores or revokes an identity on the operator's word
     /// (LC-2, LC-3): any operator may suspend and restore (the 30-minute
-    /// suspension duty); only an administrator revokes.
+    /// suspension duty); only an administrator revokes, and always names
+    /// the cause. A holder's request reaches this path only by PEC or a
+    /// signed form; by phone it goes through [`crate::holder_requests`].
     pub async fn change_identity(
         &self,
         op_id: &str,
         spid_code: &str,
-        action: crate::lifecycle::Action,
-        reason: &str,
-        justification_ref: &str,
-        holder_request: bool,
+        asked: StaffChange,
     ) -> Result<crate::lifecycle::IdentityRecord, ServiceError> {
-        use crate::lifecycle::{Action, ActorKind, Change, Lifecycle};
+        use crate::lifecycle::{Action, ActorKind, Cause, Change, Channel, Lifecycle};
         let op = self.operator(op_id).await?;
         let admin = op.role == Role::Administrator;
-        if action == Action::Revoke && !admin {
+        if asked.action == Action::Revoke && !admin {
             return Err(denied("only an administrator revokes an identity"));
         }
+        let cause = match asked.cause.trim() {
+            "" if asked.action == Action::Revoke => {
+                let causes: Vec<&str> = Cause::ALL.iter().map(|c| c.as_str()).collect();
+                return Err(ServiceError::invalid(
+                    "cause.required",
+                    format!("a revocation names its cause, one of: {}", causes.join(", ")),
+                ));
+            }
+            "" => Cause::Other,
+            c => Cause::parse(c)
+                .ok_or_else(|| ServiceError::invalid("cause.unknown", format!("unknown cause \"{c}\"")))?,
+        };
+        let channel = Channel::parse(asked.channel.trim()).ok_or_else(|| {
+            ServiceError::invalid("channel.unknown", "channel: one of pec, signed, phone, reserved_area")
+        })?;
         let change = Change {
-            action,
+            action: asked.action,
+            cause,
             actor: if admin { ActorKind::Administrator } else { ActorKind::Operator },
             actor_id: op.id,
-            reason: reason.to_owned(),
-            justification_ref: justification_ref.to_owned(),
-            holder_request,
+            reason: asked.reason,
+            justification_ref: asked.justification_ref,
+            channel,
         };
         Lifecycle::new(self.db().clone(), self.registrar.clock().clone()).apply(spid_code, &change).await
     }
@@ -699,6 +716,21 @@ pub(crate) async fn notify_in(
         .map_err(db_err)?;
     let Some(to) = to else { return Ok(()) };
     request_in(tx, registrar.clock.as_ref(), request_id, channel, &to, template, data).await
+}
+
+/// An operator by id; unknown and disabled operators may do nothing.
+pub(crate) async fn operator_in(db: &spid_db::Db, id: &str) -> Result<Operator, ServiceError> {
+    let row = sqlx::query("SELECT id, display_name, role, disabled_at FROM operators WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| ServiceError::new(ErrorKind::PermissionDenied, "operator.unknown", "unknown operator"))?;
+    let op = operator_of(&row)?;
+    if op.disabled {
+        return Err(ServiceError::new(ErrorKind::PermissionDenied, "operator.disabled", "operator disabled"));
+    }
+    Ok(op)
 }
 
 fn operator_of(row: &sqlx::any::AnyRow) -> Result<Operator, ServiceError> {

@@ -12,6 +12,7 @@ use spid_server::errors::HttpProblem;
 use spid_types::{ErrorKind, ServiceError};
 
 use crate::application::Application;
+use crate::holder_requests::{Ask, Contact, HolderRequests, Via};
 use crate::identification::Identification;
 use crate::registration::{ContactKind, DOCUMENTS, MAX_UPLOAD, Registrar, StartError, Upload};
 use crate::request::Method;
@@ -24,10 +25,19 @@ pub const CLIENT_CERT_HEADER: &str = "x-ssl-client-cert";
 pub fn routes(
     registrar: Arc<Registrar>,
     identification: Arc<Identification>,
+    holder_requests: Arc<HolderRequests>,
 ) -> impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static {
     let data = web::Data::from(registrar);
     let ident = web::Data::from(identification);
+    let holders = web::Data::from(holder_requests);
     move |cfg: &mut web::ServiceConfig| {
+        cfg.service(
+            web::scope("/holder/lifecycle-requests")
+                .app_data(holders.clone())
+                .app_data(web::JsonConfig::default().limit(8 * 1024))
+                .route("", web::post().to(holder_request))
+                .route("/{id}/confirm", web::post().to(holder_confirm)),
+        );
         cfg.service(
             web::scope("/registration")
                 .app_data(data.clone())
@@ -264,4 +274,43 @@ async fn cie(
     let t = token(&req)?;
     i.identify_with_cie(&id, t, &body.id_token).await?;
     Ok(HttpResponse::Ok().json(r.progress(&id, t).await?))
+}
+
+#[derive(Deserialize)]
+struct HolderRequestBody {
+    /// Username (e-mail) or spidCode.
+    holder: String,
+    action: String,
+    reason: String,
+    #[serde(default)]
+    contact: String,
+}
+
+/// LC-2: a holder asks to suspend, restore or revoke their identity; a
+/// code goes to the contact they chose. The answer is the same whether or
+/// not the identity exists.
+async fn holder_request(holders: web::Data<HolderRequests>, body: web::Json<HolderRequestBody>) -> Reply {
+    let body = body.into_inner();
+    let action = crate::lifecycle::Action::parse(&body.action)
+        .ok_or_else(|| bad("action.invalid", "action: suspend, restore or revoke"))?;
+    let contact = Contact::parse(&body.contact).ok_or_else(|| bad("contact.invalid", "contact: email or mobile"))?;
+    let ask = Ask { who: body.holder, action, reason: body.reason, contact };
+    let started = holders.start(&ask, &Via::ReservedArea).await.map_err(HttpProblem)?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({
+        "request_id": started.request_id,
+        "expires_at": started.expires_at,
+        "message": "If the identity exists and the request applies to it, a code is on its way to the contact you chose.",
+    })))
+}
+
+#[derive(Deserialize)]
+struct CodeBody {
+    code: String,
+}
+
+/// The code back: the request is acted on at once; the answer is the
+/// evidence of receipt.
+async fn holder_confirm(holders: web::Data<HolderRequests>, id: web::Path<String>, body: web::Json<CodeBody>) -> Reply {
+    let receipt = holders.confirm(&id, &body.code).await.map_err(HttpProblem)?;
+    Ok(HttpResponse::Ok().json(receipt))
 }

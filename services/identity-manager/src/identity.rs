@@ -227,13 +227,21 @@ pub struct Credentials {
     clock: Arc<dyn Clock>,
     /// Verified when the username is unknown, so that both cost the same.
     decoy: StoredPassword,
+    /// Fed every check of a known identity (LC-8).
+    detector: Option<Arc<crate::misuse::Detector>>,
 }
 
 impl Credentials {
     pub async fn new(db: Db, hasher: Hasher, clock: Arc<dyn Clock>) -> Result<Self, ServiceError> {
         let secret = crate::registration::random_token();
         let decoy = hasher.store(&secret, clock.now()).await.map_err(ServiceError::internal)?;
-        Ok(Self { db, hasher, clock, decoy })
+        Ok(Self { db, hasher, clock, decoy, detector: None })
+    }
+
+    /// The same credentials, feeding the misuse detector (LC-8).
+    pub fn with_detector(mut self, detector: Arc<crate::misuse::Detector>) -> Self {
+        self.detector = Some(detector);
+        self
     }
 
     /// An identity by username with its current password: what a login
@@ -286,15 +294,41 @@ impl Credentials {
 
     /// The first factor of a login.
     pub async fn check(&self, username: &str, password: &str) -> Result<Outcome, ServiceError> {
+        self.check_from(username, password, None).await
+    }
+
+    /// [`Credentials::check`] from a client address (misuse detection).
+    pub async fn check_from(
+        &self,
+        username: &str,
+        password: &str,
+        client_ip: Option<std::net::IpAddr>,
+    ) -> Result<Outcome, ServiceError> {
         let Some(account) = self.lookup(username).await? else {
             let _ = self.hasher.verify(password, &self.decoy).await.map_err(ServiceError::internal)?;
             return Ok(Outcome::WrongCredentials);
         };
         let Account { view, password: stored, failed_logins, last_used_at } = account;
-        if !self.hasher.verify(password, &stored).await.map_err(ServiceError::internal)? {
-            if view.status == Status::Active {
+        let right = self.hasher.verify(password, &stored).await.map_err(ServiceError::internal)?;
+        if view.status == Status::Active {
+            if !right {
                 self.count_failure(&view.identity_id).await?;
             }
+            if let Some(detector) = &self.detector {
+                use crate::misuse::{AuthEvent, Outcome as Seen};
+                let event = AuthEvent {
+                    identity_id: view.identity_id.clone(),
+                    spid_code: view.spid_code.clone(),
+                    outcome: if right { Seen::Success } else { Seen::WrongPassword },
+                    client_ip,
+                    at: self.clock.now(),
+                };
+                if detector.observe(&event).await.is_some() && right {
+                    return Ok(Outcome::NotActive(IdentityView { status: Status::Suspended, ..view }));
+                }
+            }
+        }
+        if !right {
             return Ok(Outcome::WrongCredentials);
         }
         if view.status != Status::Active {

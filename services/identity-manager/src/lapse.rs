@@ -1,7 +1,7 @@
 //! The lapse of pending requests (REG-9, REG-7): 30 days without
 //! identification, 30 days after more documents were asked for, 10 days
 //! without the bank transfer of method (f), 15 minutes for the final steps
-//! of an assisted registration. Safe with several replicas: a request
+//! of an assisted registration; a job of the [`crate::scheduler`]. Safe with several replicas: a request
 //! lapses through the versioned transition, so only one replica's write
 //! wins and the others skip it.
 
@@ -59,23 +59,4 @@ pub async fn lapse_due(registrar: &Registrar, now: DateTime<Utc>) -> Result<usiz
         }
     }
     Ok(lapsed)
-}
-
-/// Runs [`lapse_due`] every `every` until `shutdown`.
-pub async fn run(
-    registrar: std::sync::Arc<Registrar>,
-    every: std::time::Duration,
-    shutdown: spid_server::CancellationToken,
-) {
-    loop {
-        match lapse_due(&registrar, registrar.clock.now()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(lapsed = n, "pending requests lapsed"),
-            Err(e) => tracing::warn!(code = e.code, "lapse job failed; retrying at the next run"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-    }
 }

@@ -20,15 +20,20 @@ pub mod backoffice;
 pub mod cie;
 pub mod demo;
 pub mod evidence;
+pub mod holder_requests;
 mod http;
 pub mod identification;
 pub mod identity;
 pub mod lapse;
 pub mod lifecycle;
+#[cfg(test)]
+mod lifecycle_tests;
+pub mod misuse;
 pub mod notify;
 pub mod password;
 pub mod registration;
 pub mod request;
+pub mod scheduler;
 pub mod signature;
 pub mod sources;
 pub mod store;
@@ -139,8 +144,13 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
     let identification =
         std::sync::Arc::new(identification::Identification::new(registrar.clone(), sources, trust, cie));
     let backoffice = std::sync::Arc::new(backoffice::Backoffice::new(registrar.clone(), identification.clone()));
+    let detector =
+        misuse::Detector::standard(deps.cache.clone(), lifecycle::Lifecycle::new(deps.db.clone(), deps.clock.clone()));
     let credentials = std::sync::Arc::new(
-        identity::Credentials::new(deps.db.clone(), hasher, deps.clock.clone()).await.map_err(RunError::new)?,
+        identity::Credentials::new(deps.db.clone(), hasher, deps.clock.clone())
+            .await
+            .map_err(RunError::new)?
+            .with_detector(std::sync::Arc::new(detector)),
     );
     if config.dev.seed_demo {
         let file = config.dev.data_dir.join("demo-users.json");
@@ -151,24 +161,24 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
             println!("  demo holder (level {}) {} / {}   spidCode {}", u.level, u.username, u.password, u.spid_code);
         }
     }
+    let holder_requests = std::sync::Arc::new(holder_requests::HolderRequests::new(registrar.clone()));
     let relay = deps.relay(SERVICE);
     let parts = spid_server::host::ServiceParts {
         common: deps.http_common(SERVICE, deps.health()),
         http_routes: {
-            let json = http::routes(registrar.clone(), identification.clone());
+            let json = http::routes(registrar.clone(), identification.clone(), holder_requests.clone());
             let pages = web::routes(registrar.clone(), identification.clone(), !config.is_dev());
             move |cfg: &mut actix_web::web::ServiceConfig| {
                 json(cfg);
                 pages(cfg);
             }
         },
-        grpc: api::grpc(registrar.clone(), credentials, identification, backoffice),
+        grpc: api::grpc(registrar.clone(), credentials, identification, backoffice, holder_requests),
         background: vec![
             Box::pin(relay.run(shutdown.clone())),
-            Box::pin(lapse::run(registrar.clone(), std::time::Duration::from_secs(60), shutdown.clone())),
-            Box::pin(lifecycle::run(
-                lifecycle::Lifecycle::new(deps.db.clone(), deps.clock.clone()),
-                std::time::Duration::from_secs(300),
+            Box::pin(scheduler::run(
+                scheduler::Scheduler::new(registrar.clone()),
+                std::time::Duration::from_secs(60),
                 shutdown.clone(),
             )),
         ],

@@ -1,9 +1,12 @@
-//! The life of an identity after emission (LC-1…3): suspension,
-//! restore, revocation, each with who did it (holder, operator,
-//! administrator, scheduler), why, and the justifying document. Every
-//! transition is one transaction: the state, its history row, the
-//! lifecycle event other services act on (gateway sessions, second
-//! factors), the audit event and the message to the holder.
+//! The life of an identity after emission (LC-1…5, LC-8, MIN-7):
+//! suspension, restore, revocation, each with who did it (holder,
+//! operator, administrator, scheduler, the misuse detector), why (a
+//! [`Cause`] from a closed list and a free text), how a holder's request
+//! arrived, and the justifying document. Every transition is one
+//! transaction: the state, its history row, the lifecycle event other
+//! services act on (gateway sessions, second factors), the audit event,
+//! the message to the holder — and, for a parent, the suspension of the
+//! minors whose identity they asked for.
 
 use std::sync::Arc;
 
@@ -24,6 +27,8 @@ pub enum ActorKind {
     Operator,
     Administrator,
     Scheduler,
+    /// The misuse detector (LC-8).
+    System,
 }
 
 impl ActorKind {
@@ -33,6 +38,7 @@ impl ActorKind {
             ActorKind::Operator => "operator",
             ActorKind::Administrator => "administrator",
             ActorKind::Scheduler => "scheduler",
+            ActorKind::System => "system",
         }
     }
 
@@ -42,6 +48,7 @@ impl ActorKind {
             ActorKind::Operator => actor::Kind::Operator,
             ActorKind::Administrator => actor::Kind::Administrator,
             ActorKind::Scheduler => actor::Kind::Scheduler,
+            ActorKind::System => actor::Kind::Service,
         }
     }
 }
@@ -54,6 +61,8 @@ pub enum Action {
 }
 
 impl Action {
+    pub const ALL: [Action; 3] = [Action::Suspend, Action::Restore, Action::Revoke];
+
     fn target(self) -> Status {
         match self {
             Action::Suspend => Status::Suspended,
@@ -62,12 +71,16 @@ impl Action {
         }
     }
 
-    fn verb(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Action::Suspend => "suspend",
             Action::Restore => "restore",
             Action::Revoke => "revoke",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
     }
 
     /// The states this action may start from (LC-1: active ⇄ suspended →
@@ -82,17 +95,256 @@ impl Action {
     }
 }
 
+/// Why a transition happens: the closed list of the rules (LC-2…5, LC-8,
+/// MIN-7), beside the free-text reason told to the holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The holder asked (LC-2: suspected fraud, loss, theft; LC-3: their
+    /// revocation request; a reactivation or an unlock of their own).
+    HolderRequest,
+    /// A copy of the police report for a theft or fraud (LC-2 → LC-3).
+    PoliceReport,
+    /// 24 months without use (LC-3; the scheduler only).
+    Inactivity,
+    /// Death, verified, with the heirs' documentation (LC-3).
+    Death,
+    /// Extinction of the legal person (LC-3).
+    LegalPersonExtinct,
+    /// Illicit use of the identity (LC-3).
+    IllicitUse,
+    /// The contract with the holder expired (LC-3).
+    ContractExpired,
+    /// The registered e-mail or mobile is lost (LC-3).
+    ContactsLost,
+    /// The provider ceases without a successor (LC-3, LC-9).
+    IdpCessation,
+    /// The identity document expired (LC-4; the scheduler only).
+    DocumentExpired,
+    /// The misuse detector's verdict (LC-8).
+    Misuse,
+    /// The parent's identity was suspended or revoked (MIN-7; only as the
+    /// cascade of the parent's transition).
+    ParentEnded,
+    /// A holder's suspension reached its 30 days (LC-2; the scheduler).
+    SuspensionOver,
+    /// A credentials lock reached its end (LC-5; the scheduler).
+    LockOver,
+    /// The operator's own judgement (a suspension on suspicion, a restore
+    /// after the checks).
+    Other,
+}
+
+impl Cause {
+    pub const ALL: [Cause; 15] = [
+        Cause::HolderRequest,
+        Cause::PoliceReport,
+        Cause::Inactivity,
+        Cause::Death,
+        Cause::LegalPersonExtinct,
+        Cause::IllicitUse,
+        Cause::ContractExpired,
+        Cause::ContactsLost,
+        Cause::IdpCessation,
+        Cause::DocumentExpired,
+        Cause::Misuse,
+        Cause::ParentEnded,
+        Cause::SuspensionOver,
+        Cause::LockOver,
+        Cause::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::HolderRequest => "holder_request",
+            Cause::PoliceReport => "police_report",
+            Cause::Inactivity => "inactivity",
+            Cause::Death => "death",
+            Cause::LegalPersonExtinct => "legal_person_extinct",
+            Cause::IllicitUse => "illicit_use",
+            Cause::ContractExpired => "contract_expired",
+            Cause::ContactsLost => "contacts_lost",
+            Cause::IdpCessation => "idp_cessation",
+            Cause::DocumentExpired => "document_expired",
+            Cause::Misuse => "misuse",
+            Cause::ParentEnded => "parent_ended",
+            Cause::SuspensionOver => "suspension_over",
+            Cause::LockOver => "lock_over",
+            Cause::Other => "other",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// Which actors may invoke this cause for this action; `None` when the
+    /// pair is allowed, otherwise why not.
+    fn refusal(self, action: Action, actor: ActorKind) -> Option<&'static str> {
+        use ActorKind::*;
+        use Cause::*;
+        let staff = matches!(actor, Operator | Administrator);
+        let allowed = match (action, self) {
+            (Action::Suspend, HolderRequest) => matches!(actor, Holder) || staff,
+            (Action::Suspend, Misuse) => matches!(actor, System) || staff,
+            (Action::Suspend, DocumentExpired) => actor == Scheduler,
+            (Action::Suspend, Other) => staff,
+            (Action::Revoke, HolderRequest) => matches!(actor, Holder) || staff,
+            (Action::Revoke, PoliceReport) => staff,
+            (Action::Revoke, Inactivity) => actor == Scheduler,
+            (
+                Action::Revoke,
+                Death | LegalPersonExtinct | IllicitUse | ContractExpired | ContactsLost | IdpCessation,
+            ) => actor == Administrator,
+            (Action::Restore, HolderRequest) => matches!(actor, Holder) || staff,
+            (Action::Restore, SuspensionOver | LockOver) => actor == Scheduler,
+            (Action::Restore, Other) => staff,
+            _ => return Some("this cause does not apply to this action"),
+        };
+        (!allowed).then_some("this cause is not for this actor")
+    }
+
+    /// Causes that stand only on a document (LC-3: the heirs' papers, the
+    /// registry's extract, the police report).
+    fn needs_document(self) -> bool {
+        matches!(self, Cause::Death | Cause::LegalPersonExtinct | Cause::PoliceReport | Cause::IllicitUse)
+    }
+}
+
+/// How a holder's request arrived (LC-2). Requests by PEC or digitally
+/// signed prove their origin; the others are confirmed through a code sent
+/// to a verified secondary attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// Not a holder's request (operator, scheduler, detector).
+    None,
+    /// The holder's own request from the reserved area or the API,
+    /// confirmed with a code.
+    ReservedArea,
+    /// By phone to the help desk, confirmed with a code the holder reads back.
+    Phone,
+    /// By PEC from the holder's registered PEC address.
+    Pec,
+    /// A digitally signed form.
+    Signed,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 5] = [Channel::None, Channel::ReservedArea, Channel::Phone, Channel::Pec, Channel::Signed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::None => "",
+            Channel::ReservedArea => "reserved_area",
+            Channel::Phone => "phone",
+            Channel::Pec => "pec",
+            Channel::Signed => "signed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// Whether the channel proves the holder's origin by itself.
+    pub fn proves_origin(self) -> bool {
+        matches!(self, Channel::Pec | Channel::Signed)
+    }
+}
+
 /// What is asked, by whom, why.
 #[derive(Debug, Clone)]
 pub struct Change {
     pub action: Action,
+    pub cause: Cause,
     pub actor: ActorKind,
     pub actor_id: String,
+    /// Told to the holder.
     pub reason: String,
     pub justification_ref: String,
-    /// A suspension the holder asked for (LC-2): restored automatically
-    /// after 30 days unless revoked meanwhile.
-    pub holder_request: bool,
+    /// How a holder's request arrived; [`Channel::None`] otherwise.
+    pub channel: Channel,
+}
+
+impl Change {
+    /// A change by the scheduler.
+    pub fn scheduled(action: Action, cause: Cause, reason: &str) -> Self {
+        Self {
+            action,
+            cause,
+            actor: ActorKind::Scheduler,
+            actor_id: "scheduler".into(),
+            reason: reason.into(),
+            justification_ref: String::new(),
+            channel: Channel::None,
+        }
+    }
+
+    /// A suspension of an active identity that comes back by itself after
+    /// 30 days (LC-2); a lock (LC-5) is not lifted by the holder's own
+    /// suspension.
+    fn restores_itself(&self, from: Status) -> bool {
+        self.action == Action::Suspend && self.cause == Cause::HolderRequest && from == Status::Active
+    }
+
+    fn check(&self) -> Result<(), ServiceError> {
+        for (name, value, max) in
+            [("reason", self.reason.as_str(), MAX_TEXT), ("actor_id", self.actor_id.as_str(), 128)]
+        {
+            if value.trim().is_empty() || value.len() > max {
+                return Err(ServiceError::invalid(
+                    format!("{name}.invalid"),
+                    format!("{name} is required (at most {max} characters)"),
+                ));
+            }
+        }
+        if self.justification_ref.len() > MAX_TEXT {
+            return Err(ServiceError::invalid(
+                "justification_ref.invalid",
+                "justification_ref: at most 500 characters",
+            ));
+        }
+        if let Some(why) = self.cause.refusal(self.action, self.actor) {
+            return Err(ServiceError::new(
+                ErrorKind::PermissionDenied,
+                "cause.not_allowed",
+                format!("{} by {} for {}: {why}", self.action.as_str(), self.actor.as_str(), self.cause.as_str()),
+            ));
+        }
+        if self.cause.needs_document() && self.justification_ref.trim().is_empty() {
+            return Err(ServiceError::invalid(
+                "justification_ref.required",
+                format!("{} needs the justifying document (justification_ref)", self.cause.as_str()),
+            ));
+        }
+        let holders = self.cause == Cause::HolderRequest;
+        if holders != (self.channel != Channel::None) {
+            return Err(ServiceError::invalid(
+                "channel.invalid",
+                "a holder's request says how it arrived (channel), and only a holder's request does",
+            ));
+        }
+        // LC-2: an operator acts on a holder's request only when its
+        // origin is proven: by PEC or a signed form with its reference,
+        // or by a code the holder received on a secondary attribute
+        // (the holder-request flow, whose actor is the holder).
+        if holders && self.actor != ActorKind::Holder {
+            if !self.channel.proves_origin() {
+                return Err(ServiceError::new(
+                    ErrorKind::FailedPrecondition,
+                    "origin.unverified",
+                    "a request by phone or from the reserved area is confirmed with a code sent to the holder \
+                     (idpctl identity request); PEC and signed forms are acted on directly",
+                ));
+            }
+            if self.justification_ref.trim().is_empty() {
+                return Err(ServiceError::invalid(
+                    "justification_ref.required",
+                    "a request by PEC or signed form names its message or document (justification_ref)",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +361,8 @@ pub struct Transition {
     pub from: Status,
     pub to: Status,
     pub actor: String,
+    pub cause: String,
+    pub channel: String,
     pub reason: String,
     pub justification_ref: String,
     pub at: DateTime<Utc>,
@@ -121,9 +375,25 @@ pub struct Lifecycle {
 
 const MAX_TEXT: usize = 500;
 
+/// An identity's row, locked for a transition.
+struct Current {
+    id: String,
+    holder_id: String,
+    identity_type: String,
+    status: Status,
+}
+
 impl Lifecycle {
     pub fn new(db: Db, clock: Arc<dyn Clock>) -> Self {
         Self { db, clock }
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     pub async fn get(&self, spid_code: &str) -> Result<IdentityRecord, ServiceError> {
@@ -135,145 +405,106 @@ impl Lifecycle {
         .fetch_optional(self.db.pool())
         .await
         .map_err(db_err)?
-        .ok_or_else(|| ServiceError::not_found("identity.not_found", "no such identity"))?;
+        .ok_or_else(not_found)?;
         let status: String = row.try_get("status").map_err(db_err)?;
         Ok(IdentityRecord {
             spid_code: row.try_get("spid_code").map_err(db_err)?,
             identity_type: row.try_get("identity_type").map_err(db_err)?,
-            status: Status::parse(&status).ok_or_else(|| ServiceError::internal("unknown identity status"))?,
+            status: parse_status(&status)?,
             created_at: instant(row.try_get("created_at").map_err(db_err)?),
             status_changed_at: instant(row.try_get("status_changed_at").map_err(db_err)?),
         })
     }
 
-    /// Applies a change; an illegal one (revoking twice, restoring an
-    /// active identity, anything after revocation) is refused with
-    /// `transition.illegal` and changes nothing.
+    /// Applies a change; a bad or illegal one (revoking twice, restoring
+    /// an active identity, anything after revocation, a cause the actor
+    /// may not invoke, a holder restoring a suspension that was not
+    /// theirs) is refused with a specific code and changes nothing.
+    /// Suspending or revoking a parent suspends, in the same transaction,
+    /// the minors whose identity they asked for and ends the minors'
+    /// authorisations (MIN-7).
     pub async fn apply(&self, spid_code: &str, change: &Change) -> Result<IdentityRecord, ServiceError> {
-        for (name, value, max) in
-            [("reason", change.reason.as_str(), MAX_TEXT), ("actor_id", change.actor_id.as_str(), 128)]
-        {
-            if value.trim().is_empty() || value.len() > max {
-                return Err(ServiceError::invalid(
-                    format!("{name}.invalid"),
-                    format!("{name} is required (at most {max} characters)"),
-                ));
-            }
-        }
-        if change.justification_ref.len() > MAX_TEXT {
-            return Err(ServiceError::invalid(
-                "justification_ref.invalid",
-                "justification_ref: at most 500 characters",
-            ));
-        }
         let mut tx = self.db.pool().begin().await.map_err(db_err)?;
-        let row = sqlx::query("SELECT id, holder_id, status FROM identities WHERE spid_code = $1")
-            .bind(spid_code)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| ServiceError::not_found("identity.not_found", "no such identity"))?;
-        let id: String = row.try_get("id").map_err(db_err)?;
-        let holder_id: String = row.try_get("holder_id").map_err(db_err)?;
-        let from_text: String = row.try_get("status").map_err(db_err)?;
-        let from = Status::parse(&from_text).ok_or_else(|| ServiceError::internal("unknown identity status"))?;
-        let to = change.action.target();
+        self.apply_in(&mut tx, spid_code, change).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.get(spid_code).await
+    }
+
+    /// [`Lifecycle::apply`] inside the caller's transaction, with what
+    /// else the change proves (a holder's request and its receipt).
+    pub async fn apply_in(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        spid_code: &str,
+        change: &Change,
+    ) -> Result<(), ServiceError> {
+        change.check()?;
+        let current = current_in(&mut *tx, spid_code).await?;
+        let from = current.status;
         if !change.action.allowed_from(from) {
             let why = if from == Status::Revoked { " (revocation is final)" } else { "" };
             return Err(ServiceError::new(
                 ErrorKind::FailedPrecondition,
                 "transition.illegal",
-                format!("cannot {} an identity that is {}{why}", change.action.verb(), from.as_str()),
+                format!("cannot {} an identity that is {}{why}", change.action.as_str(), from.as_str()),
             ));
+        }
+        let legal_person = current.identity_type == "professional_legal";
+        if (change.cause == Cause::LegalPersonExtinct && !legal_person)
+            || (change.cause == Cause::Death && legal_person)
+        {
+            return Err(ServiceError::invalid(
+                "cause.not_applicable",
+                format!("{} does not apply to a {} identity", change.cause.as_str(), current.identity_type),
+            ));
+        }
+        if change.action == Action::Restore && change.cause == Cause::HolderRequest && from == Status::Suspended {
+            let last_cause: Option<String> = sqlx::query_scalar(
+                "SELECT cause FROM identity_transitions WHERE identity_id = $1 AND to_status = 'suspended'
+                 ORDER BY at DESC, id DESC LIMIT 1",
+            )
+            .bind(&current.id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if last_cause.as_deref() != Some(Cause::HolderRequest.as_str()) {
+                return Err(ServiceError::new(
+                    ErrorKind::FailedPrecondition,
+                    "restore.not_holders",
+                    "this suspension was not the holder's own: the help desk restores it after its checks",
+                ));
+            }
         }
         let now = self.clock.now();
-        let updated = sqlx::query(
-            "UPDATE identities SET status = $1, status_changed_at = $2, failed_logins = 0
-             WHERE id = $3 AND status = $4",
-        )
-        .bind(to.as_str())
-        .bind(now.timestamp_micros())
-        .bind(&id)
-        .bind(from.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if updated.rows_affected() != 1 {
-            return Err(ServiceError::new(
-                ErrorKind::FailedPrecondition,
-                "identity.changed",
-                "the identity changed meanwhile; look again",
-            ));
-        }
-        sqlx::query(
-            "INSERT INTO identity_transitions (id, identity_id, from_status, to_status, actor_kind, actor_id, reason,
-                                               justification_ref, at, holder_request)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(&id)
-        .bind(from.as_str())
-        .bind(to.as_str())
-        .bind(change.actor.as_str())
-        .bind(&change.actor_id)
-        .bind(&change.reason)
-        .bind(&change.justification_ref)
-        .bind(now.timestamp_micros())
-        // Only a suspension of an active identity comes back by itself: a
-        // lock (LC-5) is not lifted by the holder's own suspension.
-        .bind(i64::from(change.holder_request && change.action == Action::Suspend && from == Status::Active))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let event_type = match change.action {
-            Action::Suspend => "identity.suspended",
-            Action::Restore => "identity.restored",
-            Action::Revoke => "identity.revoked",
+        record_in(&mut *tx, self.clock.as_ref(), &current, change, now).await?;
+        let cascaded = if change.action == Action::Restore {
+            vec![]
+        } else {
+            suspend_minors_in(&mut *tx, self.clock.as_ref(), &current.id, change, now).await?
         };
-        let clock = self.clock.as_ref();
         let changed = IdentityStateChanged {
             spid_code: spid_code.to_owned(),
             previous: from.wire() as i32,
-            current: to.wire() as i32,
+            current: change.action.target().wire() as i32,
             justification_ref: change.justification_ref.clone(),
-            cascaded_spid_codes: vec![],
+            cascaded_spid_codes: cascaded,
         };
-        let lifecycle = EventBuilder::new(crate::SERVICE.as_str(), event_type, &id, clock)
-            .actor(change.actor.wire(), &change.actor_id)
-            .reason(&change.reason)
-            .payload(&changed)
-            .build();
-        spid_events::outbox::enqueue(&mut tx, spid_types::topics::LIFECYCLE, &lifecycle).await.map_err(db_err)?;
-        let audit = EventBuilder::new(crate::SERVICE.as_str(), event_type, &id, clock)
-            .actor(change.actor.wire(), &change.actor_id)
-            .reason(&change.reason)
-            .payload(&note(
-                "identity",
-                &[
-                    ("spid_code", spid_code),
-                    ("from", from.as_str()),
-                    ("to", to.as_str()),
-                    ("justification_ref", &change.justification_ref),
-                ],
-            ))
-            .build();
-        spid_events::outbox::enqueue(&mut tx, spid_types::topics::AUDIT, &audit).await.map_err(db_err)?;
-        let date = now.format("%d/%m/%Y %H:%M UTC").to_string();
-        let (template, data): (&str, Vec<(&str, &str)>) = match change.action {
-            Action::Suspend => ("identity-suspended", vec![("cause", &change.reason), ("date", &date)]),
-            Action::Restore => ("identity-restored", vec![("date", &date)]),
-            Action::Revoke => ("identity-revoked", vec![("cause", &change.reason), ("date", &date)]),
-        };
-        crate::notify::request_to_holder_in(&mut tx, clock, &id, &holder_id, template, &data).await?;
-        tx.commit().await.map_err(db_err)?;
-        self.get(spid_code).await
+        let lifecycle =
+            EventBuilder::new(crate::SERVICE.as_str(), event_type(change.action), &current.id, &*self.clock)
+                .actor(change.actor.wire(), &change.actor_id)
+                .reason(&change.reason)
+                .payload(&changed)
+                .build();
+        spid_events::outbox::enqueue(&mut *tx, spid_types::topics::LIFECYCLE, &lifecycle).await.map_err(db_err)?;
+        Ok(())
     }
 
     /// The identity's transitions, oldest first.
     pub async fn history(&self, spid_code: &str) -> Result<Vec<Transition>, ServiceError> {
         self.get(spid_code).await?;
         let rows = sqlx::query(
-            "SELECT t.from_status, t.to_status, t.actor_kind, t.actor_id, t.reason, t.justification_ref, t.at
+            "SELECT t.from_status, t.to_status, t.actor_kind, t.actor_id, t.cause, t.channel, t.reason,
+                    t.justification_ref, t.at
              FROM identity_transitions t JOIN identities i ON i.id = t.identity_id
              WHERE i.spid_code = $1 ORDER BY t.at, t.id",
         )
@@ -283,18 +514,17 @@ impl Lifecycle {
         .map_err(db_err)?;
         rows.iter()
             .map(|r| {
-                let status = |c: &str| -> Result<Status, ServiceError> {
-                    let s: String = r.try_get(c).map_err(db_err)?;
-                    Status::parse(&s).ok_or_else(|| ServiceError::internal("unknown identity status"))
-                };
-                let kind: String = r.try_get("actor_kind").map_err(db_err)?;
-                let who: String = r.try_get("actor_id").map_err(db_err)?;
+                let text = |c: &str| r.try_get::<String, _>(c).map_err(db_err);
+                let kind = text("actor_kind")?;
+                let who = text("actor_id")?;
                 Ok(Transition {
-                    from: status("from_status")?,
-                    to: status("to_status")?,
+                    from: parse_status(&text("from_status")?)?,
+                    to: parse_status(&text("to_status")?)?,
                     actor: format!("{kind}:{who}"),
-                    reason: r.try_get("reason").map_err(db_err)?,
-                    justification_ref: r.try_get("justification_ref").map_err(db_err)?,
+                    cause: text("cause")?,
+                    channel: text("channel")?,
+                    reason: text("reason")?,
+                    justification_ref: text("justification_ref")?,
                     at: instant(r.try_get("at").map_err(db_err)?),
                 })
             })
@@ -302,186 +532,183 @@ impl Lifecycle {
     }
 }
 
-/// LC-2: a holder's suspension is restored after this long.
-pub const HOLDER_SUSPENSION: chrono::Duration = chrono::Duration::days(30);
-/// LC-3: an identity unused this long is revoked.
-pub const INACTIVITY: chrono::Duration = chrono::Duration::days(730);
-/// LC-3: days before an inactivity revocation the holder is warned.
-pub const WARNINGS: [i64; 4] = [90, 30, 10, 1];
-
-/// What one run of the scheduler did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct SchedulerRun {
-    pub restored: usize,
-    pub warned: usize,
-    pub revoked: usize,
+fn not_found() -> ServiceError {
+    ServiceError::not_found("identity.not_found", "no such identity")
 }
 
-impl Lifecycle {
-    fn scheduler(action: Action, reason: &str) -> Change {
-        Change {
-            action,
-            actor: ActorKind::Scheduler,
-            actor_id: "scheduler".into(),
-            reason: reason.into(),
-            justification_ref: String::new(),
-            holder_request: false,
-        }
-    }
+fn parse_status(s: &str) -> Result<Status, ServiceError> {
+    Status::parse(s).ok_or_else(|| ServiceError::internal("unknown identity status"))
+}
 
-    /// One run of the lifecycle jobs at `now`: the 30-day restore of
-    /// holders' suspensions (LC-2), the inactivity warnings 90, 30, 10 and 1
-    /// days ahead, and the revocation after 24 months without use (LC-3),
-    /// for active identities (a suspended holder cannot log in to prevent
-    /// it; their identity follows its suspension's course).
-    /// Safe with several replicas and after a crash: a transition happens
-    /// once (versioned update), a warning is sent once per deadline (its
-    /// notice row is the guard).
-    pub async fn run_due(&self, now: DateTime<Utc>) -> Result<SchedulerRun, ServiceError> {
-        let mut run = SchedulerRun::default();
-        let cutoff = (now - HOLDER_SUSPENSION).timestamp_micros();
-        let due: Vec<String> = sqlx::query_scalar(
-            "SELECT i.spid_code FROM identities i
-             WHERE i.status = 'suspended' AND i.status_changed_at <= $1
-               AND EXISTS (SELECT 1 FROM identity_transitions t
-                           WHERE t.identity_id = i.id AND t.to_status = 'suspended' AND t.holder_request = 1
-                             AND t.at = i.status_changed_at)",
-        )
-        .bind(cutoff)
-        .fetch_all(self.db.pool())
-        .await
-        .map_err(db_err)?;
-        let restore =
-            Self::scheduler(Action::Restore, "restored automatically 30 days after the holder's suspension (LC-2)");
-        for spid_code in due {
-            if self.apply_once(&spid_code, &restore).await? {
-                run.restored += 1;
-            }
-        }
-
-        let first_warning = (now - INACTIVITY + chrono::Duration::days(WARNINGS[0])).timestamp_micros();
-        let rows = sqlx::query(
-            "SELECT id, spid_code, holder_id, last_used_at FROM identities
-             WHERE status = 'active' AND last_used_at <= $1",
-        )
-        .bind(first_warning)
-        .fetch_all(self.db.pool())
-        .await
-        .map_err(db_err)?;
-        let revoke = Self::scheduler(Action::Revoke, "24 months without use (LC-3)");
-        for r in rows {
-            let id: String = r.try_get("id").map_err(db_err)?;
-            let spid_code: String = r.try_get("spid_code").map_err(db_err)?;
-            let holder_id: String = r.try_get("holder_id").map_err(db_err)?;
-            let deadline = instant(r.try_get("last_used_at").map_err(db_err)?) + INACTIVITY;
-            // Revoked only once the last warning has had its day: after an
-            // outage, the holder is warned first and revoked a day later.
-            if now >= deadline && self.last_warning_before(&id, deadline, now).await? {
-                if self.apply_once(&spid_code, &revoke).await? {
-                    run.revoked += 1;
-                }
-                continue;
-            }
-            if self.warn(&id, &holder_id, deadline, now).await? {
-                run.warned += 1;
-            }
-        }
-        Ok(run)
-    }
-
-    /// Applies a scheduled change unless the state moved on meanwhile
-    /// (another replica, an operator): `false` then.
-    async fn apply_once(&self, spid_code: &str, change: &Change) -> Result<bool, ServiceError> {
-        match self.apply(spid_code, change).await {
-            Ok(_) => Ok(true),
-            Err(e) if matches!(e.code.as_str(), "transition.illegal" | "identity.changed") => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Whether the 1-day warning for `deadline` went out a day or more ago.
-    async fn last_warning_before(
-        &self,
-        id: &str,
-        deadline: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<bool, ServiceError> {
-        let sent: Option<i64> =
-            sqlx::query_scalar("SELECT sent_at FROM lifecycle_notices WHERE identity_id = $1 AND notice = $2")
-                .bind(id)
-                .bind(format!("inactivity:{}:1", deadline.timestamp()))
-                .fetch_optional(self.db.pool())
-                .await
-                .map_err(db_err)?;
-        Ok(sent.is_some_and(|at| instant(at) <= now - chrono::Duration::days(1)))
-    }
-
-    /// Sends the most urgent inactivity warning due and not yet sent for
-    /// this deadline; warnings whose day passed unsent are marked sent
-    /// with it (one message, not a burst after an outage).
-    async fn warn(
-        &self,
-        id: &str,
-        holder_id: &str,
-        deadline: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<bool, ServiceError> {
-        let due: Vec<i64> = WARNINGS.into_iter().filter(|d| now >= deadline - chrono::Duration::days(*d)).collect();
-        let Some(most_urgent) = due.iter().min().copied() else { return Ok(false) };
-        // Most runs find it sent already: one read, no transaction.
-        let sent: Option<i64> =
-            sqlx::query_scalar("SELECT sent_at FROM lifecycle_notices WHERE identity_id = $1 AND notice = $2")
-                .bind(id)
-                .bind(format!("inactivity:{}:{most_urgent}", deadline.timestamp()))
-                .fetch_optional(self.db.pool())
-                .await
-                .map_err(db_err)?;
-        if sent.is_some() {
-            return Ok(false);
-        }
-        let mut tx = self.db.pool().begin().await.map_err(db_err)?;
-        let mut fresh = false;
-        for days in &due {
-            let notice = format!("inactivity:{}:{days}", deadline.timestamp());
-            let inserted = sqlx::query(
-                "INSERT INTO lifecycle_notices (identity_id, notice, sent_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (identity_id, notice) DO NOTHING",
-            )
-            .bind(id)
-            .bind(&notice)
-            .bind(now.timestamp_micros())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            if *days == most_urgent {
-                fresh = inserted.rows_affected() == 1;
-            }
-        }
-        if !fresh {
-            tx.rollback().await.map_err(db_err)?;
-            return Ok(false);
-        }
-        let left = (deadline - now).num_days().clamp(1, WARNINGS[0]).to_string();
-        let date = deadline.format("%d/%m/%Y").to_string();
-        let data = [("days", left.as_str()), ("date", date.as_str())];
-        crate::notify::request_to_holder_in(&mut tx, self.clock.as_ref(), id, holder_id, "revocation-warning", &data)
-            .await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(true)
+fn event_type(action: Action) -> &'static str {
+    match action {
+        Action::Suspend => "identity.suspended",
+        Action::Restore => "identity.restored",
+        Action::Revoke => "identity.revoked",
     }
 }
 
-/// Runs the lifecycle jobs every `every` until `shutdown`.
-pub async fn run(lifecycle: Lifecycle, every: std::time::Duration, shutdown: spid_server::CancellationToken) {
-    loop {
-        match lifecycle.run_due(lifecycle.clock.now()).await {
-            Ok(r) if r == SchedulerRun::default() => {}
-            Ok(r) => tracing::info!(restored = r.restored, warned = r.warned, revoked = r.revoked, "lifecycle jobs"),
-            Err(e) => tracing::warn!(code = e.code, "lifecycle jobs failed; retrying at the next run"),
+async fn current_in(conn: &mut sqlx::AnyConnection, spid_code: &str) -> Result<Current, ServiceError> {
+    let row = sqlx::query("SELECT id, holder_id, identity_type, status FROM identities WHERE spid_code = $1")
+        .bind(spid_code)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(not_found)?;
+    Ok(Current {
+        id: row.try_get("id").map_err(db_err)?,
+        holder_id: row.try_get("holder_id").map_err(db_err)?,
+        identity_type: row.try_get("identity_type").map_err(db_err)?,
+        status: parse_status(&row.try_get::<String, _>("status").map_err(db_err)?)?,
+    })
+}
+
+/// The state, its history row, the audit event and the message to the
+/// holder; `identity.changed` when another writer moved the state first.
+async fn record_in(
+    conn: &mut sqlx::AnyConnection,
+    clock: &dyn Clock,
+    current: &Current,
+    change: &Change,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let (from, to) = (current.status, change.action.target());
+    let updated = sqlx::query(
+        "UPDATE identities SET status = $1, status_changed_at = $2, failed_logins = 0
+         WHERE id = $3 AND status = $4",
+    )
+    .bind(to.as_str())
+    .bind(now.timestamp_micros())
+    .bind(&current.id)
+    .bind(from.as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    if updated.rows_affected() != 1 {
+        return Err(ServiceError::new(
+            ErrorKind::FailedPrecondition,
+            "identity.changed",
+            "the identity changed meanwhile; look again",
+        ));
+    }
+    sqlx::query(
+        "INSERT INTO identity_transitions (id, identity_id, from_status, to_status, actor_kind, actor_id, reason,
+                                           justification_ref, at, holder_request, cause, channel)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(&current.id)
+    .bind(from.as_str())
+    .bind(to.as_str())
+    .bind(change.actor.as_str())
+    .bind(&change.actor_id)
+    .bind(&change.reason)
+    .bind(&change.justification_ref)
+    .bind(now.timestamp_micros())
+    .bind(i64::from(change.restores_itself(from)))
+    .bind(change.cause.as_str())
+    .bind(change.channel.as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let spid_code: String = sqlx::query_scalar("SELECT spid_code FROM identities WHERE id = $1")
+        .bind(&current.id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    let audit = EventBuilder::new(crate::SERVICE.as_str(), event_type(change.action), &current.id, clock)
+        .actor(change.actor.wire(), &change.actor_id)
+        .reason(&change.reason)
+        .payload(&note(
+            "identity",
+            &[
+                ("spid_code", &spid_code),
+                ("from", from.as_str()),
+                ("to", to.as_str()),
+                ("cause", change.cause.as_str()),
+                ("channel", change.channel.as_str()),
+                ("justification_ref", &change.justification_ref),
+            ],
+        ))
+        .build();
+    spid_events::outbox::enqueue(&mut *conn, spid_types::topics::AUDIT, &audit).await.map_err(db_err)?;
+    let date = now.format("%d/%m/%Y %H:%M UTC").to_string();
+    let minor_name;
+    let (template, data): (&str, Vec<(&str, &str)>) = match (change.action, change.cause) {
+        (Action::Suspend, Cause::DocumentExpired) => ("document-expired", vec![("date", &date)]),
+        (Action::Suspend, Cause::ParentEnded) => {
+            minor_name = holder_name_in(&mut *conn, &current.holder_id).await?;
+            ("minor-suspended", vec![("minor_name", &minor_name), ("date", &date)])
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
+        (Action::Suspend, _) => ("identity-suspended", vec![("cause", &change.reason), ("date", &date)]),
+        (Action::Restore, _) => ("identity-restored", vec![("date", &date)]),
+        (Action::Revoke, _) => ("identity-revoked", vec![("cause", &change.reason), ("date", &date)]),
+    };
+    crate::notify::request_to_holder_in(conn, clock, &current.id, &current.holder_id, template, &data).await
+}
+
+async fn holder_name_in(conn: &mut sqlx::AnyConnection, holder_id: &str) -> Result<String, ServiceError> {
+    let row = sqlx::query("SELECT given_name, surname FROM holders WHERE id = $1")
+        .bind(holder_id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    let text = |c: &str| row.try_get::<Option<String>, _>(c).ok().flatten().unwrap_or_default();
+    Ok(format!("{} {}", text("given_name"), text("surname")).trim().to_owned())
+}
+
+/// MIN-7: the minors whose identity `parent_id` asked for are suspended
+/// (those still active or locked) and every authorisation of theirs ends.
+/// Returns the spidCodes of the minors whose sessions must end.
+async fn suspend_minors_in(
+    conn: &mut sqlx::AnyConnection,
+    clock: &dyn Clock,
+    parent_id: &str,
+    change: &Change,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, ServiceError> {
+    let minors = sqlx::query(
+        "SELECT i.id, i.spid_code, i.holder_id, i.identity_type, i.status FROM guardianships g
+         JOIN identities i ON i.id = g.minor_identity_id
+         WHERE g.parent_identity_id = $1 AND g.ended_at IS NULL ORDER BY i.spid_code",
+    )
+    .bind(parent_id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let verb = if change.action == Action::Revoke { "revoked" } else { "suspended" };
+    let cascade = Change {
+        action: Action::Suspend,
+        cause: Cause::ParentEnded,
+        actor: change.actor,
+        actor_id: change.actor_id.clone(),
+        reason: format!("the identity of the parent who asked for it was {verb} (MIN-7)"),
+        justification_ref: change.justification_ref.clone(),
+        channel: Channel::None,
+    };
+    let mut ended = Vec::new();
+    for m in minors {
+        let minor = Current {
+            id: m.try_get("id").map_err(db_err)?,
+            holder_id: m.try_get("holder_id").map_err(db_err)?,
+            identity_type: m.try_get("identity_type").map_err(db_err)?,
+            status: parse_status(&m.try_get::<String, _>("status").map_err(db_err)?)?,
+        };
+        sqlx::query(
+            "UPDATE minor_authorisations SET ended_at = $1, ended_reason = 'parent_ended'
+             WHERE minor_identity_id = $2 AND ended_at IS NULL",
+        )
+        .bind(now.timestamp_micros())
+        .bind(&minor.id)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        if Action::Suspend.allowed_from(minor.status) {
+            record_in(&mut *conn, clock, &minor, &cascade, now).await?;
+        }
+        if minor.status != Status::Revoked {
+            ended.push(m.try_get("spid_code").map_err(db_err)?);
         }
     }
+    Ok(ended)
 }

@@ -9,7 +9,6 @@
 //! returned (only its keyed hash is stored); operators act through
 //! the back-office.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::Duration;
@@ -458,6 +457,19 @@ impl Registrar {
         recipient: &str,
         subject_id: &str,
     ) -> Result<(), ServiceError> {
+        self.issue_code_as(holder_id, label, (channel, recipient), subject_id, ("contact-verification", &[])).await
+    }
+
+    /// [`Registrar::issue_code`] with another message: `template` with the
+    /// code, its validity in minutes and `data`.
+    pub(crate) async fn issue_code_as(
+        &self,
+        holder_id: &str,
+        label: &str,
+        (channel, recipient): (Channel, &str),
+        subject_id: &str,
+        (template, data): (&'static str, &[(&str, &str)]),
+    ) -> Result<(), ServiceError> {
         let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
         let hash = self.mac(&["code", holder_id, label, &code]).finalize().into_bytes().to_vec();
         let expires = self.clock.now() + self.settings.code_validity;
@@ -516,9 +528,12 @@ impl Registrar {
             .send(Message {
                 channel,
                 recipient: recipient.to_owned(),
-                template: "contact-verification",
+                template,
                 locale: "it",
-                data: HashMap::from([("code".to_owned(), code), ("minutes".to_owned(), minutes)]),
+                data: [("code".to_owned(), code), ("minutes".to_owned(), minutes)]
+                    .into_iter()
+                    .chain(data.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
+                    .collect(),
                 idempotency_key: uuid::Uuid::now_v7().to_string(),
                 subject_id: subject_id.to_owned(),
             })

@@ -55,6 +55,10 @@ const SOURCES: &[(&str, &str)] = &[
     ("parental-authorisation-request.en", include_str!("../templates/parental-authorisation-request.en.txt")),
     ("minor-suspended.it", include_str!("../templates/minor-suspended.it.txt")),
     ("minor-suspended.en", include_str!("../templates/minor-suspended.en.txt")),
+    ("lifecycle-request-code.it", include_str!("../templates/lifecycle-request-code.it.txt")),
+    ("lifecycle-request-code.en", include_str!("../templates/lifecycle-request-code.en.txt")),
+    ("lifecycle-request-received.it", include_str!("../templates/lifecycle-request-received.it.txt")),
+    ("lifecycle-request-received.en", include_str!("../templates/lifecycle-request-received.en.txt")),
     ("idp-cessation.it", include_str!("../templates/idp-cessation.it.txt")),
     ("idp-cessation.en", include_str!("../templates/idp-cessation.en.txt")),
 ];
@@ -82,6 +86,9 @@ pub const TEMPLATES: &[(&str, &[&str])] = &[
     ("attribute-change-requested", &["attribute"]),
     ("attribute-changed", &["attribute", "date"]),
     ("credentials-used", &["sp", "level", "when"]),
+    // A holder's own lifecycle request (LC-2): its code, its receipt.
+    ("lifecycle-request-code", &["code", "minutes", "action"]),
+    ("lifecycle-request-received", &["receipt", "action", "date"]),
     // Minors (MIN-1, MIN-4, MIN-5, MIN-7).
     ("minor-verification-code", &["code", "minor_name"]),
     ("minor-turns-14", &["minor_name"]),
@@ -161,7 +168,13 @@ mod tests {
                 let r = t.render(name, locale, &data).unwrap();
                 assert!(!r.subject.is_empty() && !r.body.is_empty(), "{name}.{locale:?}");
                 for k in *keys {
-                    assert!(r.body.contains(&format!("<{k}>")), "{name}.{locale:?} lacks {k}");
+                    // `action` chooses the wording instead of being printed.
+                    if *k == "action" {
+                        let source = SOURCES.iter().find(|(n, _)| *n == format!("{name}.{}", locale.as_str()));
+                        assert!(source.is_some_and(|(_, s)| s.contains("action ==")), "{name}.{locale:?} lacks {k}");
+                    } else {
+                        assert!(r.body.contains(&format!("<{k}>")), "{name}.{locale:?} lacks {k}");
+                    }
                 }
             }
         }
@@ -169,6 +182,22 @@ mod tests {
         let it = t.render("otp-code", Locale::It, &data).unwrap();
         assert_eq!(it.subject, "Codice di verifica");
         assert!(it.body.starts_with("Il tuo codice di verifica è 123456."));
+    }
+
+    #[test]
+    fn a_holders_request_is_named_by_its_action() {
+        let t = Templates::load().unwrap();
+        let code = data(&[("code", "123456"), ("minutes", "15"), ("action", "suspend")]);
+        let it = t.render("lifecycle-request-code", Locale::It, &code).unwrap();
+        assert!(it.body.contains("una richiesta di sospensione della tua identità SPID"), "{}", it.body);
+        assert!(it.body.contains("il codice 123456 entro 15 minuti"), "{}", it.body);
+        let receipt = data(&[("receipt", "RIC-20261202-AB12"), ("action", "revoke"), ("date", "02/12/2026 08:00 UTC")]);
+        let en = t.render("lifecycle-request-received", Locale::En, &receipt).unwrap();
+        assert!(en.body.contains("your request to revoke your SPID identity, received on 02/12/2026"), "{}", en.body);
+        assert!(en.body.contains("Receipt number: RIC-20261202-AB12."), "{}", en.body);
+        let restore = data(&[("receipt", "R"), ("action", "restore"), ("date", "d")]);
+        let it = t.render("lifecycle-request-received", Locale::It, &restore).unwrap();
+        assert!(it.body.contains("richiesta di riattivazione"), "{}", it.body);
     }
 
     fn data(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {

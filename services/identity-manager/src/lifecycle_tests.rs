@@ -1,0 +1,547 @@
+//! The lifecycle (LC-1…5, LC-8, MIN-7, REG-6, REG-9) on a real database:
+//! every transition with its actor, cause and document; the holder's own
+//! requests; the scheduler's rules with a travelling clock; the minors'
+//! cascade; the misuse detector.
+
+use std::collections::BTreeMap;
+
+use chrono::Duration;
+use spid_types::Clock;
+
+use crate::application::sample;
+use crate::holder_requests::{Ask, Contact, HolderRequests, Via};
+use crate::identity::{Outcome, Status};
+use crate::lifecycle::{Action, ActorKind, Cause, Change, Channel, Lifecycle};
+use crate::scheduler::{Scheduler, SchedulerRun};
+use crate::tests::{World, count, identify_and_activate, register, world};
+
+/// An active identity for `email`: (identity id, spidCode).
+async fn holder(w: &World, email: &str) -> (String, String) {
+    let (id, token) = register(w, &sample(email)).await;
+    identify_and_activate(w, &id, &token).await
+}
+
+fn lifecycle(w: &World) -> Lifecycle {
+    Lifecycle::new(w.registrar.db().clone(), w.clock.clone())
+}
+
+fn staff(actor: ActorKind, action: Action, cause: Cause) -> Change {
+    Change {
+        action,
+        cause,
+        actor,
+        actor_id: if actor == ActorKind::Administrator { "admin-1".into() } else { "op-7".into() },
+        reason: "motivo".into(),
+        justification_ref: "PEC 2026/118".into(),
+        channel: Channel::None,
+    }
+}
+
+/// The messages asked of notification through the outbox, in order:
+/// (template, data).
+async fn requested(w: &World) -> Vec<(String, BTreeMap<String, String>)> {
+    let rows = sqlx::query("SELECT payload FROM outbox WHERE topic = 'spid.notification.v1' ORDER BY id")
+        .fetch_all(w.registrar.db().pool())
+        .await
+        .unwrap();
+    rows.iter()
+        .filter_map(|r| {
+            let bytes: Vec<u8> = sqlx::Row::get(r, "payload");
+            let e = <spid_proto::events::v1::Envelope as prost::Message>::decode(bytes.as_slice()).unwrap();
+            spid_events::envelope::payload_of::<spid_proto::events::v1::NotificationRequested>(&e)
+                .map(|n| (n.template, n.data.into_iter().collect()))
+        })
+        .collect()
+}
+
+async fn sent(w: &World, template: &str) -> usize {
+    requested(w).await.iter().filter(|(t, _)| t == template).count()
+}
+
+/// The lifecycle events on the outbox, in order.
+async fn lifecycle_events(w: &World) -> Vec<spid_proto::events::v1::IdentityStateChanged> {
+    let rows = sqlx::query("SELECT payload FROM outbox WHERE topic = 'spid.lifecycle.v1' ORDER BY id")
+        .fetch_all(w.registrar.db().pool())
+        .await
+        .unwrap();
+    rows.iter()
+        .filter_map(|r| {
+            let bytes: Vec<u8> = sqlx::Row::get(r, "payload");
+            let e = <spid_proto::events::v1::Envelope as prost::Message>::decode(bytes.as_slice()).unwrap();
+            spid_events::envelope::payload_of::<spid_proto::events::v1::IdentityStateChanged>(&e)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_transition_keeps_its_actor_cause_and_document_and_revocation_is_final() {
+    let w = world().await;
+    let (_, spid_code) = holder(&w, "mario.rossi@example.it").await;
+    let lc = lifecycle(&w);
+    let events = "SELECT COUNT(*) FROM outbox WHERE topic = 'spid.lifecycle.v1'";
+    let before = (count(&w, events).await, requested(&w).await.len());
+    use ActorKind::{Administrator, Holder, Operator, Scheduler as Sched};
+
+    // Bad input, illegal transitions and causes out of place change nothing.
+    let refused = |change: Change| {
+        let lc = &lc;
+        let spid_code = spid_code.clone();
+        async move { lc.apply(&spid_code, &change).await.unwrap_err() }
+    };
+    let blank = Change { reason: " ".into(), ..staff(Operator, Action::Suspend, Cause::Other) };
+    assert_eq!(refused(blank).await.code, "reason.invalid");
+    let err = refused(staff(Operator, Action::Restore, Cause::Other)).await;
+    assert_eq!((err.kind, err.code.as_str()), (spid_types::ErrorKind::FailedPrecondition, "transition.illegal"));
+    assert_eq!(refused(staff(Operator, Action::Revoke, Cause::Death)).await.code, "cause.not_allowed");
+    assert_eq!(refused(staff(Administrator, Action::Revoke, Cause::Inactivity)).await.code, "cause.not_allowed");
+    assert_eq!(refused(staff(Operator, Action::Suspend, Cause::DocumentExpired)).await.code, "cause.not_allowed");
+    assert_eq!(refused(staff(Sched, Action::Suspend, Cause::ParentEnded)).await.code, "cause.not_allowed");
+    assert_eq!(refused(staff(Administrator, Action::Suspend, Cause::Death)).await.code, "cause.not_allowed");
+    let undocumented =
+        Change { justification_ref: String::new(), ..staff(Administrator, Action::Revoke, Cause::Death) };
+    assert_eq!(refused(undocumented).await.code, "justification_ref.required");
+    let extinct = staff(Administrator, Action::Revoke, Cause::LegalPersonExtinct);
+    assert_eq!(refused(extinct).await.code, "cause.not_applicable", "a private identity is no legal person");
+    // A holder's request: only PEC or a signed form proves its origin to
+    // an operator; by phone it goes through the code.
+    let by_phone = Change { channel: Channel::Phone, ..staff(Operator, Action::Suspend, Cause::HolderRequest) };
+    assert_eq!(refused(by_phone).await.code, "origin.unverified");
+    let no_channel = staff(Operator, Action::Suspend, Cause::HolderRequest);
+    assert_eq!(refused(no_channel).await.code, "channel.invalid");
+    let pec_without_id = Change {
+        channel: Channel::Pec,
+        justification_ref: String::new(),
+        ..staff(Operator, Action::Suspend, Cause::HolderRequest)
+    };
+    assert_eq!(refused(pec_without_id).await.code, "justification_ref.required");
+    let not_holders = Change { channel: Channel::Pec, ..staff(Operator, Action::Suspend, Cause::Other) };
+    assert_eq!(refused(not_holders).await.code, "channel.invalid");
+    assert_eq!(
+        lc.apply("XIDPNOSUCHCODE", &staff(Operator, Action::Suspend, Cause::Other)).await.unwrap_err().code,
+        "identity.not_found"
+    );
+    assert_eq!((count(&w, events).await, requested(&w).await.len()), before, "nothing changed");
+
+    // The holder's PEC: suspended at once, and it restores itself (below).
+    let pec = Change {
+        channel: Channel::Pec,
+        reason: "furto del telefono".into(),
+        ..staff(Operator, Action::Suspend, Cause::HolderRequest)
+    };
+    assert_eq!(lc.apply(&spid_code, &pec).await.unwrap().status, Status::Suspended);
+    match w.credentials.check("mario.rossi@example.it", &sample("").password).await.unwrap() {
+        Outcome::NotActive(v) => assert_eq!(v.status, Status::Suspended),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(refused(staff(Operator, Action::Suspend, Cause::Other)).await.code, "transition.illegal");
+    w.clock.advance(Duration::days(2));
+    assert_eq!(
+        lc.apply(&spid_code, &staff(Operator, Action::Restore, Cause::Other)).await.unwrap().status,
+        Status::Active
+    );
+    let suspicion = staff(Operator, Action::Suspend, Cause::Misuse);
+    assert_eq!(lc.apply(&spid_code, &suspicion).await.unwrap().status, Status::Suspended);
+    let death = Change {
+        justification_ref: "certificato 2026/77".into(),
+        ..staff(Administrator, Action::Revoke, Cause::Death)
+    };
+    assert_eq!(lc.apply(&spid_code, &death).await.unwrap().status, Status::Revoked);
+    let err = refused(staff(Operator, Action::Restore, Cause::Other)).await;
+    assert!(err.message.contains("revocation is final"), "{}", err.message);
+    let holder_restore = Change {
+        actor: Holder,
+        channel: Channel::ReservedArea,
+        ..staff(Holder, Action::Restore, Cause::HolderRequest)
+    };
+    assert_eq!(refused(holder_restore).await.code, "transition.illegal");
+
+    assert_eq!(count(&w, events).await, before.0 + 4, "one lifecycle event per transition");
+    let told: Vec<String> = requested(&w).await.into_iter().skip(before.1).map(|(t, _)| t).collect();
+    assert_eq!(told, ["identity-suspended", "identity-restored", "identity-suspended", "identity-revoked"]);
+    let history = lc.history(&spid_code).await.unwrap();
+    let steps: Vec<_> =
+        history.iter().map(|t| (t.to, t.actor.as_str(), t.cause.as_str(), t.channel.as_str())).collect();
+    assert_eq!(
+        steps,
+        [
+            (Status::Suspended, "operator:op-7", "holder_request", "pec"),
+            (Status::Active, "operator:op-7", "other", ""),
+            (Status::Suspended, "operator:op-7", "misuse", ""),
+            (Status::Revoked, "administrator:admin-1", "death", ""),
+        ]
+    );
+    assert_eq!(history[3].justification_ref, "certificato 2026/77");
+    assert_eq!(history[0].reason, "furto del telefono");
+}
+
+#[tokio::test]
+async fn a_holder_suspends_by_a_code_on_a_secondary_attribute_and_gets_a_receipt() {
+    let w = world().await;
+    let (_, spid_code) = holder(&w, "mario.rossi@example.it").await;
+    let requests = HolderRequests::new(w.registrar.clone());
+    let lc = lifecycle(&w);
+    let ask =
+        |who: &str, action| Ask { who: who.into(), action, reason: "smarrimento".into(), contact: Contact::Email };
+
+    // An unknown username gets the same answer and sends nothing.
+    let sent_before = w.outbox_len();
+    let quiet = requests.start(&ask("nessuno@example.it", Action::Suspend), &Via::ReservedArea).await.unwrap();
+    assert_eq!(w.outbox_len(), sent_before);
+    assert_eq!(requests.confirm(&quiet.request_id, "123456").await.unwrap_err().code, "request.unknown");
+    // So does a request that cannot apply: restoring an active identity.
+    requests.start(&ask("mario.rossi@example.it", Action::Restore), &Via::ReservedArea).await.unwrap();
+    assert_eq!(w.outbox_len(), sent_before);
+
+    let started = requests.start(&ask("Mario.Rossi@example.it", Action::Suspend), &Via::ReservedArea).await.unwrap();
+    assert_eq!(started.sent_to, "", "the holder's own channel does not say where");
+    assert_eq!(w.outbox_len(), sent_before + 1);
+    let code = w.outbox.code_for("mario.rossi@example.it");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    assert_eq!(requests.confirm(&started.request_id, wrong).await.unwrap_err().code, "contact.code_wrong");
+    assert_eq!(lc.get(&spid_code).await.unwrap().status, Status::Active, "a wrong code changes nothing");
+    w.clock.advance(Duration::minutes(3));
+    let receipt = requests.confirm(&started.request_id, &code).await.unwrap();
+    assert_eq!(
+        (receipt.status, receipt.action, receipt.spid_code.as_str()),
+        (Status::Suspended, "suspend", &*spid_code)
+    );
+    assert!(receipt.receipt_id.starts_with("RIC-"), "{}", receipt.receipt_id);
+    assert_eq!(receipt.acted_at - receipt.received_at, Duration::minutes(3));
+    assert_eq!(requests.confirm(&started.request_id, &code).await.unwrap_err().code, "request.unknown", "once");
+    let last = lc.history(&spid_code).await.unwrap().pop().unwrap();
+    assert_eq!(
+        (last.actor, last.cause.as_str(), last.channel.as_str()),
+        (format!("holder:{spid_code}"), "holder_request", "reserved_area")
+    );
+    assert!(last.justification_ref.contains(&receipt.receipt_id));
+    let (_, data) = requested(&w).await.into_iter().rev().find(|(t, _)| t == "lifecycle-request-received").unwrap();
+    assert_eq!((data["receipt"].as_str(), data["action"].as_str()), (receipt.receipt_id.as_str(), "suspend"));
+
+    // The holder restores their own suspension the same way.
+    let back = requests.start(&ask(&spid_code, Action::Restore), &Via::ReservedArea).await.unwrap();
+    let code = w.outbox.code_for("mario.rossi@example.it");
+    assert_eq!(requests.confirm(&back.request_id, &code).await.unwrap().status, Status::Active);
+
+    // Not a suspension the help desk or the detector made.
+    lc.apply(&spid_code, &staff(ActorKind::Operator, Action::Suspend, Cause::Other)).await.unwrap();
+    let back = requests.start(&ask(&spid_code, Action::Restore), &Via::ReservedArea).await.unwrap();
+    let code = w.outbox.code_for("mario.rossi@example.it");
+    assert_eq!(requests.confirm(&back.request_id, &code).await.unwrap_err().code, "restore.not_holders");
+    assert_eq!(lc.get(&spid_code).await.unwrap().status, Status::Suspended);
+    lc.apply(&spid_code, &staff(ActorKind::Operator, Action::Restore, Cause::Other)).await.unwrap();
+
+    // By phone: the help desk sees where the code went; the code expires.
+    let phone = Via::Phone { operator_id: "nobody".into() };
+    assert_eq!(requests.start(&ask(&spid_code, Action::Suspend), &phone).await.unwrap_err().code, "operator.unknown");
+    w.backoffice.add_operator(None, "turno-1", "Turno", crate::backoffice::Role::Administrator).await.unwrap();
+    let phone = Via::Phone { operator_id: "turno-1".into() };
+    let err = requests.start(&ask("nessuno@example.it", Action::Suspend), &phone).await.unwrap_err();
+    assert_eq!(err.code, "identity.not_found");
+    let by_sms = Ask { contact: Contact::Mobile, ..ask(&spid_code, Action::Revoke) };
+    let started = requests.start(&by_sms, &phone).await.unwrap();
+    assert_eq!(started.sent_to, "mobile ***567");
+    let code = w.outbox.code_for(&sample("").mobile);
+    w.clock.advance(Duration::minutes(16));
+    assert_eq!(requests.confirm(&started.request_id, &code).await.unwrap_err().code, "request.unknown");
+    let started = requests.start(&by_sms, &phone).await.unwrap();
+    let code = w.outbox.code_for(&sample("").mobile);
+    assert_eq!(requests.confirm(&started.request_id, &code).await.unwrap().status, Status::Revoked);
+    let last = lc.history(&spid_code).await.unwrap().pop().unwrap();
+    assert_eq!(last.channel, "phone");
+    assert!(last.justification_ref.ends_with("phone call taken by turno-1"), "{}", last.justification_ref);
+}
+
+#[tokio::test]
+async fn the_scheduler_restores_holders_suspensions_warns_once_per_deadline_and_revokes_unused_identities() {
+    let w = world().await;
+    let (_, mario) = holder(&w, "mario.rossi@example.it").await;
+    let (_, luigi) = holder(&w, "luigi.bianchi@example.it").await;
+    let lc = lifecycle(&w);
+    let scheduler = Scheduler::new(w.registrar.clone());
+    let run = |days: i64| {
+        w.clock.advance(Duration::days(days));
+        scheduler.run_due(w.clock.now())
+    };
+    let quiet = |r: SchedulerRun| SchedulerRun { password_reminders: 0, ..r };
+
+    // LC-2: the holder's suspension comes back after 30 days, the other not.
+    let pec = Change { channel: Channel::Pec, ..staff(ActorKind::Operator, Action::Suspend, Cause::HolderRequest) };
+    lc.apply(&mario, &pec).await.unwrap();
+    lc.apply(&luigi, &staff(ActorKind::Operator, Action::Suspend, Cause::Other)).await.unwrap();
+    assert_eq!(run(29).await.unwrap(), SchedulerRun::default());
+    assert_eq!(run(2).await.unwrap().restored, 1);
+    assert_eq!(lc.get(&mario).await.unwrap().status, Status::Active);
+    assert_eq!(lc.get(&luigi).await.unwrap().status, Status::Suspended);
+    assert_eq!(scheduler.run_due(w.clock.now()).await.unwrap(), SchedulerRun::default(), "once");
+    let last = lc.history(&mario).await.unwrap().pop().unwrap();
+    assert_eq!(
+        (last.actor.as_str(), last.cause.as_str(), last.to),
+        ("scheduler:scheduler", "suspension_over", Status::Active)
+    );
+
+    // LC-3: 24 months without use, for active identities. Luigi is
+    // restored (and not used); Mario logs in now.
+    lc.apply(&luigi, &staff(ActorKind::Operator, Action::Restore, Cause::Other)).await.unwrap();
+    assert!(matches!(
+        w.credentials.check("mario.rossi@example.it", &sample("").password).await.unwrap(),
+        Outcome::Ok(_)
+    ));
+    let before = sent(&w, "revocation-warning").await;
+    // Luigi's deadline is day 730 (unused since activation), Mario's 761.
+    assert_eq!(run(730 - 91).await.unwrap().warned, 1, "day 670: luigi's 90-day warning");
+    assert_eq!(run(1).await.unwrap().warned, 1, "day 671: mario's 90-day warning");
+    assert_eq!(quiet(scheduler.run_due(w.clock.now()).await.unwrap()), SchedulerRun::default(), "once per deadline");
+    assert_eq!(run(30).await.unwrap().warned, 1, "day 701: luigi's 30-day warning");
+    assert_eq!(run(24).await.unwrap().warned, 1, "day 725: luigi's 10-day warning");
+    // An outage from day 725 to 760: both passed marks unsent. Each gets
+    // one message, the latest; Luigi, past his deadline, is revoked only a
+    // day after that last warning.
+    let r = run(35).await.unwrap();
+    assert_eq!((r.warned, r.revoked), (2, 0));
+    assert_eq!(quiet(scheduler.run_due(w.clock.now()).await.unwrap()), SchedulerRun::default(), "nothing twice");
+    assert_eq!(run(1).await.unwrap().revoked, 2, "day 761: both, each warned the day before");
+    assert_eq!(lc.get(&luigi).await.unwrap().status, Status::Revoked);
+    assert_eq!(lc.get(&mario).await.unwrap().status, Status::Revoked);
+    assert_eq!(lc.history(&mario).await.unwrap().pop().unwrap().cause, "inactivity");
+    assert_eq!(sent(&w, "revocation-warning").await - before, 6, "luigi 90, 30, 10, 1; mario 90, 1");
+}
+
+#[tokio::test]
+async fn documents_and_passwords_are_reminded_once_per_mark_and_an_expired_document_suspends() {
+    let w = world().await;
+    let (identity_id, spid_code) = holder(&w, "mario.rossi@example.it").await;
+    let lc = lifecycle(&w);
+    let scheduler = Scheduler::new(w.registrar.clone());
+    let start = w.clock.now();
+    let at = |days: i64| {
+        w.clock.set(start + Duration::days(days));
+        scheduler.run_due(w.clock.now())
+    };
+    // The document's last day is day 40 (the deadline: the start of day 41).
+    let last_day = (start + Duration::days(40)).date_naive();
+    sqlx::query("UPDATE identity_documents SET expires_on = $1")
+        .bind(last_day.format("%Y-%m-%d").to_string())
+        .execute(w.registrar.db().pool())
+        .await
+        .unwrap();
+    let docs = |r: SchedulerRun| (r.document_reminders, r.document_suspensions);
+    assert_eq!(docs(at(10).await.unwrap()), (0, 0), "more than 30 days ahead");
+    assert_eq!(docs(at(11).await.unwrap()), (1, 0), "the 30-day reminder");
+    assert_eq!(docs(at(11).await.unwrap()), (0, 0), "once");
+    assert_eq!(docs(at(33).await.unwrap()), (0, 0));
+    assert_eq!(docs(at(34).await.unwrap()), (1, 0), "the 7-day reminder");
+    assert_eq!(docs(at(40).await.unwrap()), (0, 0), "the last day is still valid");
+    assert_eq!(docs(at(41).await.unwrap()), (0, 1), "suspended at expiry");
+    assert_eq!(docs(at(41).await.unwrap()), (0, 0));
+    assert_eq!(lc.get(&spid_code).await.unwrap().status, Status::Suspended);
+    let last = lc.history(&spid_code).await.unwrap().pop().unwrap();
+    assert_eq!((last.actor.as_str(), last.cause.as_str()), ("scheduler:scheduler", "document_expired"));
+    let reminders: Vec<_> =
+        requested(&w).await.into_iter().filter(|(t, _)| t == "document-expiry-reminder").map(|(_, d)| d).collect();
+    assert_eq!(reminders.len(), 2);
+    assert_eq!(reminders[0]["expiry_date"], last_day.format("%d/%m/%Y").to_string());
+    assert_eq!(sent(&w, "document-expired").await, 1, "the holder told why and when");
+    assert_eq!(sent(&w, "identity-suspended").await, 0, "one message, the specific one");
+    // A new document, checked by an operator, and the identity is back.
+    sqlx::query(
+        "INSERT INTO identity_documents (id, holder_id, kind, number, issuer, issued_on, expires_on, added_at)
+         SELECT 'doc-2', holder_id, kind, 'CA00000ZZ', issuer, '2026-01-01', '2036-01-01', $1 FROM identity_documents",
+    )
+    .bind(w.clock.now().timestamp_micros())
+    .execute(w.registrar.db().pool())
+    .await
+    .unwrap();
+    lc.apply(&spid_code, &staff(ActorKind::Operator, Action::Restore, Cause::Other)).await.unwrap();
+    assert_eq!(docs(at(42).await.unwrap()), (0, 0));
+    assert_eq!(lc.get(&spid_code).await.unwrap().status, Status::Active);
+
+    // REG-6: the password set at registration (day 0) expires on day 180.
+    let pw = |r: SchedulerRun| r.password_reminders;
+    assert_eq!(pw(at(164).await.unwrap()), 0);
+    assert_eq!(pw(at(165).await.unwrap()), 1, "15 days ahead");
+    assert_eq!(pw(at(166).await.unwrap()), 0);
+    assert_eq!(pw(at(173).await.unwrap()), 1, "7 days ahead");
+    assert_eq!(pw(at(179).await.unwrap()), 1, "the day before");
+    assert_eq!(pw(at(179).await.unwrap()), 0);
+    let reminder = requested(&w).await.into_iter().rev().find(|(t, _)| t == "password-expiry-reminder").unwrap().1;
+    assert_eq!(reminder["expiry_date"], (start + Duration::days(180)).format("%d/%m/%Y").to_string());
+    // At expiry the login enforces the change; a new password starts a new
+    // series and the old one's marks are not sent again.
+    assert_eq!(pw(at(181).await.unwrap()), 0);
+    let password = sample("").password;
+    assert!(matches!(
+        w.credentials.check("mario.rossi@example.it", &password).await.unwrap(),
+        Outcome::PasswordExpired(_)
+    ));
+    let expires = w.credentials.change_password("mario.rossi@example.it", &password, "Ciliegia#2031k").await.unwrap();
+    assert_eq!(expires, w.clock.now() + Duration::days(180));
+    assert_eq!(pw(at(182).await.unwrap()), 0);
+    assert_eq!(sent(&w, "password-expiry-reminder").await, 3);
+    let notices = format!("SELECT COUNT(*) FROM lifecycle_notices WHERE identity_id = '{identity_id}'");
+    assert_eq!(count(&w, &notices).await, 5, "2 document marks, 3 password marks");
+}
+
+#[tokio::test]
+async fn locked_credentials_unlock_after_a_day_and_pending_requests_lapse() {
+    let w = world().await;
+    let (_, spid_code) = holder(&w, "mario.rossi@example.it").await;
+    let lc = lifecycle(&w);
+    let scheduler = Scheduler::new(w.registrar.clone());
+    for _ in 0..11 {
+        w.credentials.check("mario.rossi@example.it", "Sbagliata#1").await.unwrap();
+    }
+    assert_eq!(lc.get(&spid_code).await.unwrap().status, Status::CredentialsLocked);
+    // An application left unidentified.
+    let (pending, _) = register(&w, &sample("luigi.bianchi@example.it")).await;
+
+    w.clock.advance(Duration::hours(23));
+    assert_eq!(scheduler.run_due(w.clock.now()).await.unwrap().unlocked, 0);
+    w.clock.advance(Duration::hours(2));
+    assert_eq!(scheduler.run_due(w.clock.now()).await.unwrap().unlocked, 1);
+    assert_eq!(lc.get(&spid_code).await.unwrap().status, Status::Active);
+    let last = lc.history(&spid_code).await.unwrap().pop().unwrap();
+    assert_eq!((last.from, last.cause.as_str()), (Status::CredentialsLocked, "lock_over"));
+    assert!(matches!(
+        w.credentials.check("mario.rossi@example.it", &sample("").password).await.unwrap(),
+        Outcome::Ok(_)
+    ));
+    // The count started again: one wrong password does not lock.
+    w.credentials.check("mario.rossi@example.it", "Sbagliata#1").await.unwrap();
+    assert_eq!(lc.get(&spid_code).await.unwrap().status, Status::Active);
+
+    w.clock.advance(Duration::days(30));
+    assert_eq!(scheduler.run_due(w.clock.now()).await.unwrap().lapsed, 1, "REG-9: 30 days without identification");
+    assert_eq!(w.registrar.request(&pending).await.unwrap().state, crate::request::RequestState::Lapsed);
+}
+
+#[tokio::test]
+async fn one_replica_at_a_time_holds_the_jobs_and_a_dead_ones_lease_passes_on() {
+    let w = world().await;
+    let (a, b) = (Scheduler::new(w.registrar.clone()), Scheduler::new(w.registrar.clone()));
+    let now = w.clock.now();
+    assert!(a.lease(now).await.unwrap());
+    assert!(!b.lease(now).await.unwrap());
+    assert!(a.lease(now + Duration::minutes(5)).await.unwrap(), "renewed");
+    assert!(!b.lease(now + Duration::minutes(14)).await.unwrap(), "still a's");
+    // a stops renewing (a crash): ten minutes after its last renewal, b.
+    assert!(b.lease(now + Duration::minutes(16)).await.unwrap());
+    assert!(!a.lease(now + Duration::minutes(17)).await.unwrap());
+}
+
+/// Links `minor` to `parent` as MIN-1 will, with one live and one ended
+/// authorisation.
+async fn link_minor(w: &World, minor: &str, parent: &str) {
+    let pool = w.registrar.db().pool();
+    let now = w.clock.now().timestamp_micros();
+    sqlx::query("INSERT INTO guardianships (minor_identity_id, parent_identity_id, created_at) VALUES ($1, $2, $3)")
+        .bind(minor)
+        .bind(parent)
+        .bind(now)
+        .execute(pool)
+        .await
+        .unwrap();
+    for (id, ended) in [("auth-live", None), ("auth-ended", Some(now))] {
+        sqlx::query(
+            "INSERT INTO minor_authorisations (id, minor_identity_id, sp_entity_id, granted_at, expires_at, ended_at)
+             VALUES ($1, $2, 'https://scuola.example.it', $3, $4, $5)",
+        )
+        .bind(format!("{id}-{minor}"))
+        .bind(minor)
+        .bind(now)
+        .bind(now + 86_400_000_000 * 90)
+        .bind(ended)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn suspending_or_revoking_a_parent_suspends_the_minors_and_ends_their_authorisations() {
+    let w = world().await;
+    let (parent_id, parent) = holder(&w, "mario.rossi@example.it").await;
+    let (minor_id, minor) = holder(&w, "giulia.rossi@example.it").await;
+    let (_, stranger) = holder(&w, "luigi.bianchi@example.it").await;
+    link_minor(&w, &minor_id, &parent_id).await;
+    let lc = lifecycle(&w);
+    let live = "SELECT COUNT(*) FROM minor_authorisations WHERE ended_at IS NULL";
+    assert_eq!(count(&w, live).await, 1);
+
+    lc.apply(&parent, &staff(ActorKind::Operator, Action::Suspend, Cause::Other)).await.unwrap();
+    assert_eq!(lc.get(&minor).await.unwrap().status, Status::Suspended);
+    assert_eq!(lc.get(&stranger).await.unwrap().status, Status::Active);
+    assert_eq!(count(&w, live).await, 0, "every authorisation ended");
+    let ended = "SELECT COUNT(*) FROM minor_authorisations WHERE ended_reason = 'parent_ended'";
+    assert_eq!(count(&w, ended).await, 1, "the one already ended keeps its own end");
+    let event = lifecycle_events(&w).await.pop().unwrap();
+    assert_eq!((event.spid_code.as_str(), event.cascaded_spid_codes.clone()), (parent.as_str(), vec![minor.clone()]));
+    assert_eq!(spid_events::lifecycle::ended_identities_of(event.clone()), [parent.clone(), minor.clone()]);
+    let last = lc.history(&minor).await.unwrap().pop().unwrap();
+    assert_eq!((last.actor.as_str(), last.cause.as_str()), ("operator:op-7", "parent_ended"));
+    assert!(last.reason.contains("suspended (MIN-7)"), "{}", last.reason);
+    let (_, told) = requested(&w).await.into_iter().rev().find(|(t, _)| t == "minor-suspended").unwrap();
+    assert!(told["minor_name"].len() > 3, "{told:?}");
+
+    // Restoring the parent does not restore the minor.
+    lc.apply(&parent, &staff(ActorKind::Operator, Action::Restore, Cause::Other)).await.unwrap();
+    assert_eq!(lc.get(&minor).await.unwrap().status, Status::Suspended);
+    assert_eq!(lifecycle_events(&w).await.pop().unwrap().cascaded_spid_codes, Vec::<String>::new());
+    lc.apply(&minor, &staff(ActorKind::Operator, Action::Restore, Cause::Other)).await.unwrap();
+
+    // Revoking the parent suspends (not revokes) the minor.
+    let illicit = staff(ActorKind::Administrator, Action::Revoke, Cause::IllicitUse);
+    lc.apply(&parent, &illicit).await.unwrap();
+    assert_eq!(lc.get(&minor).await.unwrap().status, Status::Suspended);
+    let last = lc.history(&minor).await.unwrap().pop().unwrap();
+    assert!(last.reason.contains("revoked (MIN-7)"), "{}", last.reason);
+    assert_eq!(lifecycle_events(&w).await.pop().unwrap().cascaded_spid_codes, vec![minor.clone()]);
+}
+
+#[tokio::test]
+async fn wrong_passwords_from_many_addresses_suspend_the_identity() {
+    let w = world().await;
+    let (_, spid_code) = holder(&w, "mario.rossi@example.it").await;
+    let (_, other) = holder(&w, "luigi.bianchi@example.it").await;
+    let cache = std::sync::Arc::new(spid_cache::MemoryCache::new());
+    let detector = crate::misuse::Detector::standard(cache, lifecycle(&w));
+    let credentials =
+        crate::identity::Credentials::new(w.registrar.db().clone(), crate::tests::test_hasher(), w.clock.clone())
+            .await
+            .unwrap()
+            .with_detector(std::sync::Arc::new(detector));
+    let lc = lifecycle(&w);
+    let from = |i: u8| Some(std::net::IpAddr::from([203, 0, 113, i]));
+    let password = sample("").password;
+
+    // Four addresses, some of them twice, and right passwords between:
+    // below the mark. Another identity's failures count for it alone.
+    for i in [1, 2, 2, 3, 4, 4] {
+        assert_eq!(
+            credentials.check_from("mario.rossi@example.it", "Sbagliata#1", from(i)).await.unwrap(),
+            Outcome::WrongCredentials
+        );
+    }
+    assert!(matches!(
+        credentials.check_from("mario.rossi@example.it", &password, from(9)).await.unwrap(),
+        Outcome::Ok(_)
+    ));
+    credentials.check_from("luigi.bianchi@example.it", "Sbagliata#1", from(5)).await.unwrap();
+    assert_eq!(lc.get(&spid_code).await.unwrap().status, Status::Active);
+    // The fifth address.
+    credentials.check_from("mario.rossi@example.it", "Sbagliata#1", from(5)).await.unwrap();
+    assert_eq!(lc.get(&spid_code).await.unwrap().status, Status::Suspended);
+    assert_eq!(lc.get(&other).await.unwrap().status, Status::Active);
+    let last = lc.history(&spid_code).await.unwrap().pop().unwrap();
+    assert_eq!((last.actor.as_str(), last.cause.as_str()), ("system:misuse:many-addresses", "misuse"));
+    assert!(last.reason.contains("5 different network addresses"), "{}", last.reason);
+    let (_, told) = requested(&w).await.into_iter().rev().find(|(t, _)| t == "identity-suspended").unwrap();
+    assert_eq!(told["cause"], last.reason);
+    match credentials.check_from("mario.rossi@example.it", &password, from(9)).await.unwrap() {
+        Outcome::NotActive(v) => assert_eq!(v.status, Status::Suspended),
+        other => panic!("{other:?}"),
+    }
+    // Only once, whatever comes next.
+    credentials.check_from("mario.rossi@example.it", "Sbagliata#1", from(6)).await.unwrap();
+    let suspensions = lc.history(&spid_code).await.unwrap().iter().filter(|t| t.to == Status::Suspended).count();
+    assert_eq!(suspensions, 1);
+}
