@@ -154,6 +154,61 @@ async fn an_operator_suspends_restores_and_revokes_and_every_service_follows() {
     assert!(!ok && out.contains("names its cause"), "{out}");
     let (ok, out) = revoke("admin", "decesso");
     assert!(!ok && out.contains("unknown cause"), "{out}");
+    // The latest code of a holder's request, from the development outbox.
+    let code_for_request = || {
+        eventually(Duration::from_secs(20), "the request's code by e-mail", || {
+            let url = format!("{public}/dev/outbox");
+            async move {
+                let outbox: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+                outbox.as_array()?.iter().rev().find_map(|m| {
+                    let subject = m["subject"].as_str()?;
+                    (m["recipient"] == username && subject.starts_with("Codice per la tua richiesta"))
+                        .then(|| integration_tests::six_digit_code(m["body"].as_str()?))
+                        .flatten()
+                })
+            }
+        })
+    };
+
+    // The holder's own channel (JSON): suspend, then restore, each
+    // confirmed with a code sent to the e-mail, each with a receipt.
+    let holder_api = format!("{}/holder/lifecycle-requests", ports.http_url(ServiceName::IdentityManager));
+    let web = reqwest::Client::new();
+    let r = web.post(&holder_api).json(&serde_json::json!({"holder": username, "action": "pause"})).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "body.invalid", "{body}");
+    let ask = serde_json::json!({"holder": username, "action": "pause", "reason": "x"});
+    let body: serde_json::Value = web.post(&holder_api).json(&ask).send().await.unwrap().json().await.unwrap();
+    assert_eq!(body["code"], "action.invalid", "{body}");
+    for action in ["suspend", "restore"] {
+        let ask = serde_json::json!({"holder": username, "action": action, "reason": "accesso sospetto", "contact": "email"});
+        let r = web.post(&holder_api).json(&ask).send().await.unwrap();
+        assert_eq!(r.status(), 202);
+        let started: serde_json::Value = r.json().await.unwrap();
+        let code = code_for_request().await;
+        let url = format!("{holder_api}/{}/confirm", started["request_id"].as_str().unwrap());
+        let r = web.post(&url).json(&serde_json::json!({"code": code})).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let receipt: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(receipt["action"], action, "{receipt}");
+        let receipt_id = receipt["receipt_id"].as_str().unwrap().to_owned();
+        eventually(Duration::from_secs(20), "the receipt by e-mail", || {
+            let url = format!("{public}/dev/outbox");
+            let receipt_id = receipt_id.clone();
+            async move {
+                let outbox: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+                outbox.as_array()?.iter().any(|m| {
+                    m["recipient"] == username && m["body"].as_str().is_some_and(|b| b.contains(&receipt_id))
+                })
+                .then_some(())
+            }
+        })
+        .await;
+    }
+    // An unknown holder gets the same answer, and nothing is sent.
+    let ask = serde_json::json!({"holder": "nessuno@example.it", "action": "suspend", "reason": "x"});
+    assert_eq!(web.post(&holder_api).json(&ask).send().await.unwrap().status(), 202);
 
     // The holder calls the help desk (LC-2): the origin is verified with a
     // code sent to the holder's e-mail, which the holder reads back.
@@ -174,19 +229,7 @@ async fn an_operator_suspends_restores_and_revokes_and_every_service_follows() {
     assert!(ok, "{out}");
     let started: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(started["sent_to"].as_str().unwrap().starts_with("e-mail "), "{out}");
-    let code = eventually(Duration::from_secs(20), "the request's code by e-mail", || {
-        let url = format!("{public}/dev/outbox");
-        async move {
-            let outbox: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
-            outbox.as_array()?.iter().rev().find_map(|m| {
-                let subject = m["subject"].as_str()?;
-                (m["recipient"] == username && subject.starts_with("Codice per la tua richiesta"))
-                    .then(|| integration_tests::six_digit_code(m["body"].as_str()?))
-                    .flatten()
-            })
-        }
-    })
-    .await;
+    let code = code_for_request().await;
     let request_id = started["request_id"].as_str().unwrap();
     let (ok, out) = idpctl(&["--json", "identity", "confirm", request_id, "--code", "000000"]);
     assert!(!ok && out.contains("not right"), "{out}");
@@ -216,9 +259,12 @@ async fn an_operator_suspends_restores_and_revokes_and_every_service_follows() {
             ("suspended", "operator:turno-1", "other"),
             ("active", "operator:turno-1", "other"),
             ("suspended", holder_actor.as_str(), "holder_request"),
+            ("active", holder_actor.as_str(), "holder_request"),
+            ("suspended", holder_actor.as_str(), "holder_request"),
             ("revoked", "administrator:admin", "police_report"),
         ]
     );
-    assert_eq!(history[2]["channel"], "phone");
+    assert_eq!(history[2]["channel"], "reserved_area");
+    assert_eq!(history[4]["channel"], "phone");
     assert_eq!(history[0]["justification_ref"], "telefonata 2026-12-02 10:14");
 }

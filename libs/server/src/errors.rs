@@ -84,6 +84,19 @@ impl actix_web::ResponseError for HttpProblem {
     }
 }
 
+/// Extractor settings for JSON bodies of at most `limit` bytes: a body
+/// that is too large, malformed or missing fields is a problem document
+/// with code `body.invalid` and what was wrong, like every other refusal.
+pub fn json_config(limit: usize) -> actix_web::web::JsonConfig {
+    actix_web::web::JsonConfig::default().limit(limit).error_handler(|err, _req| {
+        let message = match &err {
+            actix_web::error::JsonPayloadError::Deserialize(e) => format!("the JSON body does not fit: {e}"),
+            other => format!("the body is not acceptable JSON: {other}"),
+        };
+        HttpProblem(ServiceError::invalid("body.invalid", message)).into()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

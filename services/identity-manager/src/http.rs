@@ -34,7 +34,7 @@ pub fn routes(
         cfg.service(
             web::scope("/holder/lifecycle-requests")
                 .app_data(holders.clone())
-                .app_data(web::JsonConfig::default().limit(8 * 1024))
+                .app_data(spid_server::errors::json_config(8 * 1024))
                 .route("", web::post().to(holder_request))
                 .route("/{id}/confirm", web::post().to(holder_confirm)),
         );
@@ -42,7 +42,7 @@ pub fn routes(
             web::scope("/registration")
                 .app_data(data.clone())
                 .app_data(ident.clone())
-                .app_data(web::JsonConfig::default().limit(64 * 1024))
+                .app_data(spid_server::errors::json_config(64 * 1024))
                 .app_data(web::PayloadConfig::default().limit(MAX_UPLOAD))
                 .route("/documents", web::get().to(documents))
                 .route("/email-available", web::get().to(email_available))
