@@ -174,7 +174,8 @@ async fn an_operator_suspends_restores_and_revokes_and_every_service_follows() {
     // confirmed with a code sent to the e-mail, each with a receipt.
     let holder_api = format!("{}/holder/lifecycle-requests", ports.http_url(ServiceName::IdentityManager));
     let web = reqwest::Client::new();
-    let r = web.post(&holder_api).json(&serde_json::json!({"holder": username, "action": "pause"})).send().await.unwrap();
+    let r =
+        web.post(&holder_api).json(&serde_json::json!({"holder": username, "action": "pause"})).send().await.unwrap();
     assert_eq!(r.status(), 400);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["code"], "body.invalid", "{body}");
@@ -182,7 +183,8 @@ async fn an_operator_suspends_restores_and_revokes_and_every_service_follows() {
     let body: serde_json::Value = web.post(&holder_api).json(&ask).send().await.unwrap().json().await.unwrap();
     assert_eq!(body["code"], "action.invalid", "{body}");
     for action in ["suspend", "restore"] {
-        let ask = serde_json::json!({"holder": username, "action": action, "reason": "accesso sospetto", "contact": "email"});
+        let ask =
+            serde_json::json!({"holder": username, "action": action, "reason": "accesso sospetto", "contact": "email"});
         let r = web.post(&holder_api).json(&ask).send().await.unwrap();
         assert_eq!(r.status(), 202);
         let started: serde_json::Value = r.json().await.unwrap();
@@ -198,10 +200,11 @@ async fn an_operator_suspends_restores_and_revokes_and_every_service_follows() {
             let receipt_id = receipt_id.clone();
             async move {
                 let outbox: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
-                outbox.as_array()?.iter().any(|m| {
-                    m["recipient"] == username && m["body"].as_str().is_some_and(|b| b.contains(&receipt_id))
-                })
-                .then_some(())
+                outbox
+                    .as_array()?
+                    .iter()
+                    .any(|m| m["recipient"] == username && m["body"].as_str().is_some_and(|b| b.contains(&receipt_id)))
+                    .then_some(())
             }
         })
         .await;
