@@ -78,3 +78,4 @@ bench:
 	SPID_TANSU_BIN=$$(deploy/dev/install-tansu.sh) $(CARGO) bench -p integration-tests --bench audit_ingest
 	SPID_TANSU_BIN=$$(deploy/dev/install-tansu.sh) $(CARGO) bench -p integration-tests --bench notification_delivery
 	SPID_TANSU_BIN=$$(deploy/dev/install-tansu.sh) $(CARGO) bench -p integration-tests --bench saml_login
+	SPID_TANSU_BIN=$$(deploy/dev/install-tansu.sh) $(CARGO) bench -p integration-tests --bench propagation

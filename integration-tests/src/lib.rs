@@ -477,7 +477,19 @@ pub fn browser() -> reqwest::Client {
 /// prefix of their own, `data_dir` shared (development keys, demo holders,
 /// SP metadata), each told where the others are; ready when this returns.
 pub async fn all_services(broker: &Broker, ports: &Ports, data_dir: &Path, log_dir: &Path) -> Vec<ServiceProcess> {
-    let prefix = cache_prefix();
+    all_services_with_prefix(broker, ports, data_dir, log_dir, &cache_prefix()).await
+}
+
+/// [`all_services`] with the Redis key prefix given (a [`cache_prefix`]), so
+/// the caller can read the services' keys: a service's key `k` is
+/// `{prefix}{service name}:{k}`.
+pub async fn all_services_with_prefix(
+    broker: &Broker,
+    ports: &Ports,
+    data_dir: &Path,
+    log_dir: &Path,
+    prefix: &str,
+) -> Vec<ServiceProcess> {
     let mut procs = Vec::new();
     for name in ServiceName::ALL {
         let mut env = ports.env();
@@ -489,7 +501,7 @@ pub async fn all_services(broker: &Broker, ports: &Ports, data_dir: &Path, log_d
                 ("IDP__BUS__BROKERS", broker.bootstrap.clone()),
                 ("IDP__BUS__TIMEOUT_SECS", "3".to_owned()),
                 ("IDP__CACHE__URL", redis_url()),
-                ("IDP__CACHE__KEY_PREFIX", prefix.clone()),
+                ("IDP__CACHE__KEY_PREFIX", prefix.to_owned()),
                 ("IDP__TELEMETRY__LOG_FORMAT", "text".to_owned()),
                 ("IDP__DEV__DATA_DIR", data_dir.display().to_string()),
             ]

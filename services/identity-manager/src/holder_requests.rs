@@ -195,6 +195,13 @@ impl HolderRequests {
             Via::ReservedArea => (Channel::ReservedArea, String::new()),
             Via::Phone { operator_id } => (Channel::Phone, operator_id.clone()),
         };
+        // One pending request per identity: the new code replaces the old
+        // one, so a code confirms only the request it was sent for.
+        sqlx::query("UPDATE holder_requests SET state = 'superseded' WHERE identity_id = $1 AND state = 'pending'")
+            .bind(&identity_id)
+            .execute(self.registrar.db().pool())
+            .await
+            .map_err(db_err)?;
         sqlx::query(
             "INSERT INTO holder_requests (id, identity_id, action, reason, channel, operator_id, sent_to, created_at,
                                           expires_at, state)

@@ -217,9 +217,12 @@ async fn a_holder_suspends_by_a_code_on_a_secondary_attribute_and_gets_a_receipt
     let (_, data) = requested(&w).await.into_iter().rev().find(|(t, _)| t == "lifecycle-request-received").unwrap();
     assert_eq!((data["receipt"].as_str(), data["action"].as_str()), (receipt.receipt_id.as_str(), "suspend"));
 
-    // The holder restores their own suspension the same way.
+    // The holder restores their own suspension the same way. A code
+    // confirms only the latest request: the one before it is superseded.
+    let revoke = requests.start(&ask(&spid_code, Action::Revoke), &Via::ReservedArea).await.unwrap();
     let back = requests.start(&ask(&spid_code, Action::Restore), &Via::ReservedArea).await.unwrap();
     let code = w.outbox.code_for("mario.rossi@example.it");
+    assert_eq!(requests.confirm(&revoke.request_id, &code).await.unwrap_err().code, "request.unknown");
     assert_eq!(requests.confirm(&back.request_id, &code).await.unwrap().status, Status::Active);
 
     // Not a suspension the help desk or the detector made.
