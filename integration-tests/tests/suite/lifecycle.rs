@@ -170,79 +170,93 @@ async fn an_operator_suspends_restores_and_revokes_and_every_service_follows() {
         })
     };
 
-    // The holder's own channel (JSON): suspend, then restore, each
-    // confirmed with a code sent to the e-mail, each with a receipt.
+    // The holder's own channel (JSON), for the emergency: a suspension,
+    // confirmed with a code sent to the e-mail, with a receipt.
     let holder_api = format!("{}/holder/lifecycle-requests", ports.http_url(ServiceName::IdentityManager));
     let web = reqwest::Client::new();
-    let r =
-        web.post(&holder_api).json(&serde_json::json!({"holder": username, "action": "pause"})).send().await.unwrap();
-    assert_eq!(r.status(), 400);
-    let body: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(body["code"], "body.invalid", "{body}");
-    let ask = serde_json::json!({"holder": username, "action": "pause", "reason": "x"});
-    let body: serde_json::Value = web.post(&holder_api).json(&ask).send().await.unwrap().json().await.unwrap();
-    assert_eq!(body["code"], "action.invalid", "{body}");
-    for action in ["suspend", "restore"] {
-        let ask =
-            serde_json::json!({"holder": username, "action": action, "reason": "accesso sospetto", "contact": "email"});
-        let r = web.post(&holder_api).json(&ask).send().await.unwrap();
-        assert_eq!(r.status(), 202);
-        let started: serde_json::Value = r.json().await.unwrap();
-        let code = code_for_request().await;
-        let url = format!("{holder_api}/{}/confirm", started["request_id"].as_str().unwrap());
-        let r = web.post(&url).json(&serde_json::json!({"code": code})).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        let receipt: serde_json::Value = r.json().await.unwrap();
-        assert_eq!(receipt["action"], action, "{receipt}");
-        let receipt_id = receipt["receipt_id"].as_str().unwrap().to_owned();
-        eventually(Duration::from_secs(20), "the receipt by e-mail", || {
-            let url = format!("{public}/dev/outbox");
-            let receipt_id = receipt_id.clone();
-            async move {
-                let outbox: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
-                outbox
-                    .as_array()?
-                    .iter()
-                    .any(|m| m["recipient"] == username && m["body"].as_str().is_some_and(|b| b.contains(&receipt_id)))
-                    .then_some(())
-            }
-        })
-        .await;
-    }
-    // An unknown holder gets the same answer, and nothing is sent.
+    let problem = |ask: serde_json::Value| {
+        let (web, url) = (web.clone(), holder_api.clone());
+        async move {
+            let r = web.post(&url).json(&ask).send().await.unwrap();
+            (r.status().as_u16(), r.json::<serde_json::Value>().await.unwrap()["code"].as_str().unwrap().to_owned())
+        }
+    };
+    assert_eq!(problem(serde_json::json!({"holder": username})).await, (400, "body.invalid".into()));
+    let restore = serde_json::json!({"holder": username, "action": "restore", "reason": "x"});
+    assert_eq!(problem(restore).await, (400, "action.not_online".into()));
+    let ask = serde_json::json!({"holder": username, "action": "suspend", "reason": "furto", "contact": "email"});
+    let r = web.post(&holder_api).json(&ask).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let started: serde_json::Value = r.json().await.unwrap();
+    let code = code_for_request().await;
+    let url = format!("{holder_api}/{}/confirm", started["request_id"].as_str().unwrap());
+    let r = web.post(&url).json(&serde_json::json!({"code": code})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let receipt: serde_json::Value = r.json().await.unwrap();
+    assert_eq!((receipt["action"].as_str(), receipt["status"].as_str()), (Some("suspend"), Some("suspended")));
+    let receipt_id = receipt["receipt_id"].as_str().unwrap().to_owned();
+    eventually(Duration::from_secs(20), "the receipt by e-mail", || {
+        let url = format!("{public}/dev/outbox");
+        let receipt_id = receipt_id.clone();
+        async move {
+            let outbox: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+            outbox
+                .as_array()?
+                .iter()
+                .any(|m| m["recipient"] == username && m["body"].as_str().is_some_and(|b| b.contains(&receipt_id)))
+                .then_some(())
+        }
+    })
+    .await;
+    // A code used once is refused like any wrong one.
+    let r = web.post(&url).json(&serde_json::json!({"code": code})).send().await.unwrap();
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["code"], "code.refused");
+    // An unknown holder gets the same answer.
     let ask = serde_json::json!({"holder": "nessuno@example.it", "action": "suspend", "reason": "x"});
-    assert_eq!(web.post(&holder_api).json(&ask).send().await.unwrap().status(), 202);
+    let r = web.post(&holder_api).json(&ask).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let quiet: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(quiet["message"], started["message"]);
 
-    // The holder calls the help desk (LC-2): the origin is verified with a
-    // code sent to the holder's e-mail, which the holder reads back.
-    let (ok, out) = idpctl(&[
-        "--json",
-        "identity",
-        "request",
-        "--operator",
-        "turno-1",
-        username,
-        "--action",
-        "suspend",
-        "--reason",
-        "smarrimento del telefono",
-        "--contact",
-        "email",
-    ]);
+    // The holder calls the help desk (LC-2) to lift it: the code goes to
+    // the e-mail that confirmed the suspension, never to the (stolen)
+    // phone; the holder reads it back.
+    let request = |contact: &str| {
+        idpctl(&[
+            "--json",
+            "identity",
+            "request",
+            "--operator",
+            "turno-1",
+            username,
+            "--action",
+            "restore",
+            "--reason",
+            "telefono ritrovato",
+            "--contact",
+            contact,
+        ])
+    };
+    let (ok, out) = request("mobile");
+    assert!(!ok && out.contains("confirmed on the other contact"), "{out}");
+    let (ok, out) = request("email");
     assert!(ok, "{out}");
     let started: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(started["sent_to"].as_str().unwrap().starts_with("e-mail "), "{out}");
     let code = code_for_request().await;
     let request_id = started["request_id"].as_str().unwrap();
-    let (ok, out) = idpctl(&["--json", "identity", "confirm", request_id, "--code", "000000"]);
+    let confirm =
+        |code: &str| idpctl(&["--json", "identity", "confirm", "--operator", "turno-1", request_id, "--code", code]);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let (ok, out) = confirm(wrong);
     assert!(!ok && out.contains("not right"), "{out}");
-    let (ok, out) = idpctl(&["--json", "identity", "confirm", request_id, "--code", &code]);
+    let (ok, out) = confirm(&code);
     assert!(ok, "{out}");
     let receipt: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!((receipt["status"].as_str(), receipt["action"].as_str()), (Some("suspended"), Some("suspend")));
+    assert_eq!((receipt["status"].as_str(), receipt["action"].as_str()), (Some("active"), Some("restore")));
     assert!(receipt["receipt_id"].as_str().unwrap().starts_with("RIC-"), "{out}");
 
-    // The police report turns the suspension into a revocation.
+    // A police report: revoked.
     let (ok, out) = revoke("admin", "police_report");
     assert!(ok && out.contains("revoked"), "{out}");
 
@@ -263,11 +277,10 @@ async fn an_operator_suspends_restores_and_revokes_and_every_service_follows() {
             ("active", "operator:turno-1", "other"),
             ("suspended", holder_actor.as_str(), "holder_request"),
             ("active", holder_actor.as_str(), "holder_request"),
-            ("suspended", holder_actor.as_str(), "holder_request"),
             ("revoked", "administrator:admin", "police_report"),
         ]
     );
-    assert_eq!(history[2]["channel"], "reserved_area");
-    assert_eq!(history[4]["channel"], "phone");
+    assert_eq!(history[2]["channel"], "online");
+    assert_eq!(history[3]["channel"], "phone");
     assert_eq!(history[0]["justification_ref"], "telefonata 2026-12-02 10:14");
 }

@@ -644,6 +644,22 @@ impl pb::lifecycle_admin_server::LifecycleAdmin for Api {
         self.change(request, crate::lifecycle::Action::Revoke).await
     }
 
+    async fn record_document(
+        &self,
+        request: Request<pb::RecordDocumentRequest>,
+    ) -> Result<Response<pb::Identity>, Status> {
+        let r = request.into_inner();
+        let document = IdentityDocument {
+            kind: r.kind,
+            number: r.number,
+            issuer: r.issuer,
+            issued_on: r.issued_on,
+            expires_on: r.expires_on,
+        };
+        let record = self.backoffice.record_document(&r.actor_id, &r.spid_code, &document).await.map_err(to_status)?;
+        Ok(Response::new(identity_wire(record)))
+    }
+
     async fn history(&self, request: Request<pb::GetIdentityRequest>) -> Result<Response<pb::HistoryResponse>, Status> {
         let r = request.into_inner();
         let (_, history) = self.backoffice.identity(&r.actor_id, &r.spid_code).await.map_err(to_status)?;
@@ -691,7 +707,8 @@ impl pb::holder_requests_server::HolderRequests for Api {
         request: Request<pb::HolderRequestConfirm>,
     ) -> Result<Response<pb::HolderRequestReceipt>, Status> {
         let r = request.into_inner();
-        let receipt = self.holder_requests.confirm(&r.request_id, &r.code).await.map_err(to_status)?;
+        let via = Via::Phone { operator_id: r.operator_id };
+        let receipt = self.holder_requests.confirm(&r.request_id, &r.code, &via).await.map_err(to_status)?;
         Ok(Response::new(pb::HolderRequestReceipt {
             receipt_id: receipt.receipt_id,
             request_id: receipt.request_id,

@@ -339,6 +339,14 @@ fn age(birth: NaiveDate, today: NaiveDate) -> i32 {
     years
 }
 
+/// A date as checked here (`2030-1-5` is read as `2030-01-05`) in its one
+/// stored form, `YYYY-MM-DD`, so stored dates compare as strings.
+pub(crate) fn iso_date(s: &str) -> String {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|_| s.to_owned())
+}
+
 fn date(p: &mut Vec<Problem>, field: &str, s: &str) -> Option<NaiveDate> {
     let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok();
     if d.is_none() {
@@ -397,6 +405,14 @@ fn cf_problem(e: &CfError) -> Problem {
         CfError::PlaceNotValidThen(_) => "codice_fiscale.place_not_valid_then",
     };
     Problem::new("codice_fiscale", code, e.message_it(), e.to_string())
+}
+
+/// The rules of REG-1 for an identity document alone (a new document
+/// recorded after emission, LC-4).
+pub fn check_identity_document(d: &IdentityDocument, today: NaiveDate) -> Vec<Problem> {
+    let mut p = Vec::new();
+    check_document(&mut p, d, today);
+    p
 }
 
 fn check_document(p: &mut Vec<Problem>, d: &IdentityDocument, today: NaiveDate) {
@@ -663,6 +679,12 @@ mod tests {
         for p in &problems {
             assert!(!p.message_it.is_empty() && !p.message_en.is_empty() && p.message_it != p.message_en, "{p:?}");
         }
+    }
+
+    #[test]
+    fn dates_are_stored_in_one_form() {
+        assert_eq!(iso_date("2030-1-5"), "2030-01-05");
+        assert_eq!(iso_date("2030-01-05"), "2030-01-05");
     }
 
     #[test]

@@ -205,8 +205,64 @@ impl Backoffice {
             reason: asked.reason,
             justification_ref: asked.justification_ref,
             channel,
+            unchanged_since: None,
         };
         Lifecycle::new(self.db().clone(), self.registrar.clock().clone()).apply(spid_code, &change).await
+    }
+
+    /// Records a new identity document the holder showed (LC-4): checked
+    /// like the one of the application; it becomes the identity's
+    /// document, so its expiry drives the reminders and a suspension for
+    /// an expired document can be restored.
+    pub async fn record_document(
+        &self,
+        op_id: &str,
+        spid_code: &str,
+        document: &crate::application::IdentityDocument,
+    ) -> Result<crate::lifecycle::IdentityRecord, ServiceError> {
+        let op = self.operator(op_id).await?;
+        let clock = self.registrar.clock();
+        let now = clock.now();
+        let problems = crate::application::check_identity_document(document, now.date_naive());
+        if !problems.is_empty() {
+            return Err(crate::registration::problems_error(&problems));
+        }
+        let lifecycle = crate::lifecycle::Lifecycle::new(self.db().clone(), clock.clone());
+        lifecycle.get(spid_code).await?;
+        let mut tx = self.db().pool().begin().await.map_err(db_err)?;
+        let (identity_id, holder_id): (String, String) =
+            sqlx::query_as("SELECT id, holder_id FROM identities WHERE spid_code = $1")
+                .bind(spid_code)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        let number = document.number.trim().to_ascii_uppercase();
+        sqlx::query(
+            "INSERT INTO identity_documents (id, holder_id, kind, number, issuer, issued_on, expires_on, added_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(&holder_id)
+        .bind(&document.kind)
+        .bind(&number)
+        .bind(document.issuer.trim())
+        .bind(crate::application::iso_date(&document.issued_on))
+        .bind(crate::application::iso_date(&document.expires_on))
+        .bind(now.timestamp_micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let audit = self
+            .registrar
+            .event("identity.document_recorded", &identity_id, actor::Kind::Operator, &op.id)
+            .payload(&note(
+                "identity",
+                &[("spid_code", spid_code), ("kind", &document.kind), ("expires_on", &document.expires_on)],
+            ))
+            .build();
+        spid_events::outbox::enqueue(&mut tx, spid_types::topics::AUDIT, &audit).await.map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        lifecycle.get(spid_code).await
     }
 
     /// An identity and its history, for any operator.

@@ -1,25 +1,31 @@
-//! A holder's own lifecycle requests (LC-2, LC-3, LC-5): suspend the
-//! identity (suspected fraud, loss, theft), revoke it, restore the
-//! holder's own suspension, unlock locked credentials.
+//! A holder's own lifecycle requests (LC-2, LC-3).
 //!
 //! A request not sent by PEC or digitally signed proves its origin through
-//! a verified secondary attribute: [`HolderRequests::start`] sends a code
-//! to the holder's verified e-mail or mobile (the holder picks which: a
-//! stolen phone must not receive it), and [`HolderRequests::confirm`]
-//! acts on the request at once when the code comes back, within the same
-//! transaction that records the request, the transition and the receipt.
-//! The receipt — its number, when the request was received, when it was
-//! acted on — is the holder's evidence of receipt: returned to the caller
-//! and sent to the holder.
+//! a verified secondary attribute: a code goes to the holder's verified
+//! e-mail or mobile (the holder picks which: a stolen phone must not
+//! receive it), and the request is acted on at once when the code comes
+//! back, in the transaction that records the request, the transition and
+//! the receipt. The receipt — its number, when the request was received,
+//! when it was acted on — is the holder's evidence of receipt: returned to
+//! the caller and sent to the holder. Each request has its own code, so a
+//! code confirms only the request it was sent for.
 //!
-//! Two channels use it: the holder's own (the reserved area and its JSON
-//! API, [`Via::ReservedArea`]) and the help desk's phone line
-//! ([`Via::Phone`]), where the operator starts the request and the holder
-//! reads the code back. On the holder's own channel an unknown username,
-//! or an identity the action cannot apply to, gets the same answer as a
-//! real request and no message: the answer does not tell who has an
-//! identity here.
+//! Two channels:
+//!
+//! - **Online** ([`Via::Online`], the JSON API): the emergency only — a
+//!   suspension. Someone who knows a username and holds a stolen phone
+//!   must not be able to lift a suspension or revoke. The answer to a
+//!   start is immediate and the same whether or not the identity exists
+//!   or the suspension applies (the work happens after the answer); every
+//!   failed confirmation is the same `code.refused`. Starts are limited
+//!   per client address.
+//! - **Phone** ([`Via::Phone`], the help desk): the operator starts the
+//!   request, the holder reads the code back, the operator confirms.
+//!   Suspension and restore (of the holder's own suspension, with a code
+//!   on the contact that confirmed it); revocation only when the operator
+//!   is an administrator.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -27,6 +33,7 @@ use serde::Serialize;
 use spid_types::{ErrorKind, ServiceError};
 use sqlx::Row;
 
+use crate::backoffice::Role;
 use crate::identity::Status;
 use crate::lifecycle::{Action, ActorKind, Cause, Change, Channel, Lifecycle};
 use crate::notify::Channel as Delivery;
@@ -35,14 +42,14 @@ use crate::store::{db_err, instant};
 
 /// How long a request waits for its code.
 pub const VALIDITY: Duration = Duration::minutes(15);
-/// The code's label among the holder's pending codes.
-const LABEL: &str = "lifecycle";
+/// Online starts one client address may make per hour.
+pub const ONLINE_STARTS_PER_HOUR: u64 = 10;
 
 /// Where the request comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Via {
-    /// The holder, from the reserved area or its API.
-    ReservedArea,
+    /// The holder, online; the client's address as the ingress reports it.
+    Online { client: Option<IpAddr> },
     /// The help desk, taking the holder's call.
     Phone { operator_id: String },
 }
@@ -62,6 +69,13 @@ impl Contact {
             _ => None,
         }
     }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Mobile => "mobile",
+        }
+    }
 }
 
 /// What was asked.
@@ -78,8 +92,7 @@ pub struct Ask {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Started {
     pub request_id: String,
-    /// Where the code went, masked (help desk only; empty for the holder's
-    /// own channel, which does not tell whether the identity exists).
+    /// Where the code went, masked (help desk only; empty online).
     pub sent_to: String,
     pub expires_at: DateTime<Utc>,
 }
@@ -102,8 +115,24 @@ pub struct HolderRequests {
     lifecycle: Lifecycle,
 }
 
+fn precondition(code: &str, message: &str) -> ServiceError {
+    ServiceError::new(ErrorKind::FailedPrecondition, code, message)
+}
+
+/// Online, every failed confirmation looks the same.
+fn refused() -> ServiceError {
+    ServiceError::invalid(
+        "code.refused",
+        "the code is not right, or the request expired or was already used: check the code or start again",
+    )
+}
+
 fn unknown() -> ServiceError {
-    ServiceError::new(ErrorKind::FailedPrecondition, "request.unknown", "no such request, or it expired: start again")
+    precondition("request.unknown", "no such request, or it expired: start again")
+}
+
+fn label(request_id: &str) -> String {
+    format!("lifecycle:{request_id}")
 }
 
 fn mask(value: &str, contact: Contact) -> String {
@@ -125,22 +154,77 @@ impl HolderRequests {
         Self { registrar, lifecycle }
     }
 
-    /// Records the request and sends its code.
-    pub async fn start(&self, ask: &Ask, via: &Via) -> Result<Started, ServiceError> {
+    /// Records the request and sends its code. Online, the answer comes
+    /// before the work and says nothing about the identity.
+    pub async fn start(self: &Arc<Self>, ask: &Ask, via: &Via) -> Result<Started, ServiceError> {
         if ask.reason.trim().is_empty() || ask.reason.len() > 500 {
             return Err(ServiceError::invalid("reason.invalid", "reason is required (at most 500 characters)"));
         }
         if ask.who.trim().is_empty() || ask.who.len() > 254 {
-            return Err(ServiceError::invalid("who.invalid", "the username (e-mail) or spidCode is required"));
+            return Err(ServiceError::invalid("holder.invalid", "the username (e-mail) or spidCode is required"));
         }
-        let now = self.registrar.clock().now();
         let request_id = uuid::Uuid::now_v7().to_string();
-        let expires_at = now + VALIDITY;
-        let quiet = Started { request_id: request_id.clone(), sent_to: String::new(), expires_at };
-        let helpdesk = matches!(via, Via::Phone { .. });
-        if let Via::Phone { operator_id } = via {
-            crate::backoffice::operator_in(self.registrar.db(), operator_id).await?;
+        let expires_at = self.registrar.clock().now() + VALIDITY;
+        let started = Started { request_id: request_id.clone(), sent_to: String::new(), expires_at };
+        match via {
+            Via::Online { client } => {
+                if ask.action != Action::Suspend {
+                    return Err(ServiceError::invalid(
+                        "action.not_online",
+                        "online a holder can only suspend; to restore or revoke, call the help desk or send a PEC",
+                    ));
+                }
+                self.limit(*client).await?;
+                let this = self.clone();
+                let ask = ask.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = this.open(&ask, Channel::Online, "", &request_id).await {
+                        tracing::info!(code = e.code, "online holder request: no code sent");
+                    }
+                });
+                Ok(started)
+            }
+            Via::Phone { operator_id } => {
+                let op = crate::backoffice::operator_in(self.registrar.db(), operator_id).await?;
+                if ask.action == Action::Revoke && op.role != Role::Administrator {
+                    return Err(ServiceError::new(
+                        ErrorKind::PermissionDenied,
+                        "operator.not_allowed",
+                        "only an administrator takes a revocation request",
+                    ));
+                }
+                let sent_to = self.open(ask, Channel::Phone, &op.id, &request_id).await?;
+                Ok(Started { sent_to, ..started })
+            }
         }
+    }
+
+    /// Online starts per client address and hour.
+    async fn limit(&self, client: Option<IpAddr>) -> Result<(), ServiceError> {
+        let key = format!("holder-requests:{}", client.map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into()));
+        let n = self.registrar.cache().increment(&key, std::time::Duration::from_secs(3600)).await.map_err(|e| {
+            tracing::warn!(error = %e, "cache unavailable: online holder requests refused");
+            ServiceError::unavailable("requests.unavailable", "requests cannot be taken now; call the help desk")
+        })?;
+        if n > ONLINE_STARTS_PER_HOUR {
+            return Err(ServiceError::new(
+                ErrorKind::RateLimited,
+                "requests.rate_limited",
+                "too many requests from this address: try again later or call the help desk",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the request against the identity, records it and sends its
+    /// code; returns where the code went (masked).
+    async fn open(
+        &self,
+        ask: &Ask,
+        channel: Channel,
+        operator_id: &str,
+        request_id: &str,
+    ) -> Result<String, ServiceError> {
         let username = crate::application::normalise_email(&ask.who);
         let row = sqlx::query(
             "SELECT i.id, i.spid_code, i.holder_id, i.status, c.value AS contact FROM identities i
@@ -149,73 +233,48 @@ impl HolderRequests {
         )
         .bind(&username)
         .bind(ask.who.trim())
-        .bind(if ask.contact == Contact::Mobile { "mobile" } else { "email" })
+        .bind(ask.contact.as_str())
         .fetch_optional(self.registrar.db().pool())
         .await
-        .map_err(db_err)?;
-        let Some(row) = row else {
-            return if helpdesk {
-                Err(ServiceError::not_found("identity.not_found", "no such identity"))
-            } else {
-                Ok(quiet)
-            };
-        };
+        .map_err(db_err)?
+        .ok_or_else(|| ServiceError::not_found("identity.not_found", "no such identity"))?;
         let identity_id: String = row.try_get("id").map_err(db_err)?;
+        let spid_code: String = row.try_get("spid_code").map_err(db_err)?;
         let holder_id: String = row.try_get("holder_id").map_err(db_err)?;
         let status: String = row.try_get("status").map_err(db_err)?;
         let status = Status::parse(&status).ok_or_else(|| ServiceError::internal("unknown identity status"))?;
-        let applies = match ask.action {
-            Action::Suspend => matches!(status, Status::Active | Status::CredentialsLocked),
-            Action::Restore => matches!(status, Status::Suspended | Status::CredentialsLocked),
-            Action::Revoke => !matches!(status, Status::Revoked),
-        };
-        if !applies {
-            return if helpdesk {
-                Err(ServiceError::new(
-                    ErrorKind::FailedPrecondition,
-                    "transition.illegal",
-                    format!("cannot {} an identity that is {}", ask.action.as_str(), status.as_str()),
-                ))
-            } else {
-                Ok(quiet)
-            };
+        if !ask.action.allowed_from(status) {
+            return Err(precondition(
+                "transition.illegal",
+                &format!("cannot {} an identity that is {}", ask.action.as_str(), status.as_str()),
+            ));
         }
-        let Some(contact) = row.try_get::<Option<String>, _>("contact").map_err(db_err)? else {
-            return if helpdesk {
-                Err(ServiceError::new(
-                    ErrorKind::FailedPrecondition,
-                    "contact.unverified",
-                    "the holder has no verified contact of that kind: use the other, or PEC / a signed form",
-                ))
-            } else {
-                Ok(quiet)
-            };
-        };
-        let (channel, operator_id) = match via {
-            Via::ReservedArea => (Channel::ReservedArea, String::new()),
-            Via::Phone { operator_id } => (Channel::Phone, operator_id.clone()),
-        };
-        // One pending request per identity: the new code replaces the old
-        // one, so a code confirms only the request it was sent for.
-        sqlx::query("UPDATE holder_requests SET state = 'superseded' WHERE identity_id = $1 AND state = 'pending'")
-            .bind(&identity_id)
-            .execute(self.registrar.db().pool())
-            .await
-            .map_err(db_err)?;
+        if ask.action == Action::Restore {
+            self.check_restore(&spid_code, &identity_id, status, ask.contact).await?;
+        }
+        let contact: String = row.try_get::<Option<String>, _>("contact").map_err(db_err)?.ok_or_else(|| {
+            precondition(
+                "contact.unverified",
+                "the holder has no verified contact of that kind: use the other, or PEC / a signed form",
+            )
+        })?;
+        let now = self.registrar.clock().now();
+        let sent_to = mask(&contact, ask.contact);
         sqlx::query(
-            "INSERT INTO holder_requests (id, identity_id, action, reason, channel, operator_id, sent_to, created_at,
-                                          expires_at, state)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending')",
+            "INSERT INTO holder_requests (id, identity_id, action, reason, channel, operator_id, contact, sent_to,
+                                          created_at, expires_at, state)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending')",
         )
-        .bind(&request_id)
+        .bind(request_id)
         .bind(&identity_id)
         .bind(ask.action.as_str())
         .bind(ask.reason.trim())
         .bind(channel.as_str())
-        .bind(&operator_id)
-        .bind(mask(&contact, ask.contact))
+        .bind(operator_id)
+        .bind(ask.contact.as_str())
+        .bind(&sent_to)
         .bind(now.timestamp_micros())
-        .bind(expires_at.timestamp_micros())
+        .bind((now + VALIDITY).timestamp_micros())
         .execute(self.registrar.db().pool())
         .await
         .map_err(db_err)?;
@@ -224,27 +283,73 @@ impl HolderRequests {
             .registrar
             .issue_code_as(
                 &holder_id,
-                LABEL,
+                &label(request_id),
                 (delivery, &contact),
                 &identity_id,
                 ("lifecycle-request-code", &[("action", ask.action.as_str())]),
             )
             .await;
-        match sent {
-            Ok(()) => {
-                Ok(Started { sent_to: if helpdesk { mask(&contact, ask.contact) } else { String::new() }, ..quiet })
-            }
-            Err(e) if helpdesk => Err(e),
-            Err(e) => {
-                tracing::warn!(code = e.code, "holder's lifecycle request: no code sent");
-                Ok(quiet)
-            }
+        if let Err(e) = sent {
+            sqlx::query("UPDATE holder_requests SET state = 'failed' WHERE id = $1")
+                .bind(request_id)
+                .execute(self.registrar.db().pool())
+                .await
+                .map_err(db_err)?;
+            return Err(e);
         }
+        Ok(sent_to)
+    }
+
+    /// A holder restores only their own suspension, and with a code on the
+    /// contact that confirmed it: whoever holds the other (a stolen phone)
+    /// cannot lift it.
+    async fn check_restore(
+        &self,
+        spid_code: &str,
+        identity_id: &str,
+        status: Status,
+        contact: Contact,
+    ) -> Result<(), ServiceError> {
+        if status != Status::Suspended {
+            return Ok(());
+        }
+        if self.lifecycle.current_cause(spid_code).await? != Some(Cause::HolderRequest) {
+            return Err(precondition(
+                "restore.not_holders",
+                "this suspension was not the holder's own: the help desk restores it after its checks",
+            ));
+        }
+        let trusted: Option<String> = sqlx::query_scalar(
+            "SELECT contact FROM holder_requests WHERE identity_id = $1 AND action = 'suspend' AND state = 'confirmed'
+             ORDER BY confirmed_at DESC LIMIT 1",
+        )
+        .bind(identity_id)
+        .fetch_optional(self.registrar.db().pool())
+        .await
+        .map_err(db_err)?;
+        if trusted.is_some_and(|t| t != contact.as_str()) {
+            return Err(precondition(
+                "contact.not_trusted",
+                "the suspension was confirmed on the other contact: the restore is confirmed there too",
+            ));
+        }
+        Ok(())
     }
 
     /// Acts on the request when `code` is right: the transition, the
     /// request's receipt and the message carrying it, in one transaction.
-    pub async fn confirm(&self, request_id: &str, code: &str) -> Result<Receipt, ServiceError> {
+    /// A request is confirmed on the channel it came from (and by phone,
+    /// by the operator who took the call).
+    pub async fn confirm(&self, request_id: &str, code: &str, via: &Via) -> Result<Receipt, ServiceError> {
+        let online = matches!(via, Via::Online { .. });
+        let hide = |e: ServiceError| if online { refused() } else { e };
+        self.confirm_checked(request_id, code, via).await.map_err(|e| match e.kind {
+            ErrorKind::InvalidInput | ErrorKind::FailedPrecondition | ErrorKind::NotFound => hide(e),
+            _ => e,
+        })
+    }
+
+    async fn confirm_checked(&self, request_id: &str, code: &str, via: &Via) -> Result<Receipt, ServiceError> {
         if uuid::Uuid::parse_str(request_id).is_err() {
             return Err(unknown());
         }
@@ -259,8 +364,15 @@ impl HolderRequests {
         .map_err(db_err)?
         .ok_or_else(unknown)?;
         let text = |c: &str| row.try_get::<String, _>(c).map_err(db_err);
+        let channel = Channel::parse(&text("channel")?).ok_or_else(|| ServiceError::internal("unknown channel"))?;
+        let operator_id = text("operator_id")?;
+        let same_channel = match via {
+            Via::Online { .. } => channel == Channel::Online,
+            Via::Phone { operator_id: op } => channel == Channel::Phone && *op == operator_id,
+        };
         let now = self.registrar.clock().now();
-        if text("state")? != "pending"
+        if !same_channel
+            || text("state")? != "pending"
             || now.timestamp_micros() > row.try_get::<i64, _>("expires_at").map_err(db_err)?
         {
             return Err(unknown());
@@ -268,11 +380,9 @@ impl HolderRequests {
         let holder_id = text("holder_id")?;
         let spid_code = text("spid_code")?;
         let action = Action::parse(&text("action")?).ok_or_else(|| ServiceError::internal("unknown action"))?;
-        let channel = Channel::parse(&text("channel")?).ok_or_else(|| ServiceError::internal("unknown channel"))?;
-        self.registrar.check_code(&holder_id, LABEL, code).await?;
+        self.registrar.check_code(&holder_id, &label(request_id), code).await?;
         let receipt_id =
             format!("RIC-{}-{}", now.format("%Y%m%d"), &uuid::Uuid::new_v4().simple().to_string()[..10]).to_uppercase();
-        let operator_id = text("operator_id")?;
         let reason = text("reason")?;
         let change = Change {
             action,
@@ -286,9 +396,10 @@ impl HolderRequests {
                 format!("receipt {receipt_id}, phone call taken by {operator_id}")
             },
             channel,
+            unchanged_since: None,
         };
         let mut tx = self.registrar.db().pool().begin().await.map_err(db_err)?;
-        crate::registration::consume_code(&mut tx, &holder_id, LABEL).await?;
+        crate::registration::consume_code(&mut tx, &holder_id, &label(request_id)).await?;
         let taken = sqlx::query(
             "UPDATE holder_requests SET state = 'confirmed', receipt_id = $1, confirmed_at = $2
              WHERE id = $3 AND state = 'pending'",

@@ -4,6 +4,7 @@
 //! application with broken rules answers 422 with every problem, in
 //! Italian and English. Contract: `docs/registration.md`.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -286,16 +287,25 @@ struct HolderRequestBody {
     contact: String,
 }
 
-/// LC-2: a holder asks to suspend, restore or revoke their identity; a
-/// code goes to the contact they chose. The answer is the same whether or
-/// not the identity exists.
-async fn holder_request(holders: web::Data<HolderRequests>, body: web::Json<HolderRequestBody>) -> Reply {
+/// LC-2: a holder asks to suspend their identity; a code goes to the
+/// contact they chose. The answer is the same whether or not the identity
+/// exists.
+async fn holder_request(
+    req: HttpRequest,
+    holders: web::Data<HolderRequests>,
+    body: web::Json<HolderRequestBody>,
+) -> Reply {
     let body = body.into_inner();
-    let action = crate::lifecycle::Action::parse(&body.action)
-        .ok_or_else(|| bad("action.invalid", "action: suspend, restore or revoke"))?;
+    // The ingress overwrites X-Forwarded-For; without one, the peer.
+    let client = req
+        .connection_info()
+        .realip_remote_addr()
+        .and_then(|a| a.parse::<IpAddr>().ok().or_else(|| a.parse::<std::net::SocketAddr>().ok().map(|s| s.ip())));
+    let action =
+        crate::lifecycle::Action::parse(&body.action).ok_or_else(|| bad("action.invalid", "action: suspend"))?;
     let contact = Contact::parse(&body.contact).ok_or_else(|| bad("contact.invalid", "contact: email or mobile"))?;
     let ask = Ask { who: body.holder, action, reason: body.reason, contact };
-    let started = holders.start(&ask, &Via::ReservedArea).await.map_err(HttpProblem)?;
+    let started = holders.into_inner().start(&ask, &Via::Online { client }).await.map_err(HttpProblem)?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({
         "request_id": started.request_id,
         "expires_at": started.expires_at,
@@ -311,6 +321,6 @@ struct CodeBody {
 /// The code back: the request is acted on at once; the answer is the
 /// evidence of receipt.
 async fn holder_confirm(holders: web::Data<HolderRequests>, id: web::Path<String>, body: web::Json<CodeBody>) -> Reply {
-    let receipt = holders.confirm(&id, &body.code).await.map_err(HttpProblem)?;
+    let receipt = holders.confirm(&id, &body.code, &Via::Online { client: None }).await.map_err(HttpProblem)?;
     Ok(HttpResponse::Ok().json(receipt))
 }

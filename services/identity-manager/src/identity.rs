@@ -481,14 +481,20 @@ impl Credentials {
             .await
             .map_err(db_err)?;
             if locked.rows_affected() == 1 {
-                self.locked_events(&mut tx, id, failed).await?;
+                self.locked_events(&mut tx, id, failed, now).await?;
             }
         }
         tx.commit().await.map_err(db_err)?;
         Ok(())
     }
 
-    async fn locked_events(&self, conn: &mut sqlx::AnyConnection, id: &str, failed: i64) -> Result<(), ServiceError> {
+    async fn locked_events(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        id: &str,
+        failed: i64,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), ServiceError> {
         let row = sqlx::query(
             "SELECT i.spid_code, c.value AS email FROM identities i
              LEFT JOIN contacts c ON c.holder_id = i.holder_id AND c.kind = 'email'
@@ -502,6 +508,20 @@ impl Credentials {
         let email: Option<String> = row.try_get("email").map_err(db_err)?;
         let clock = self.clock.as_ref();
         let reason = format!("{failed} consecutive wrong passwords");
+        // LC-1: the lock is a transition too, in the history beside the others.
+        sqlx::query(
+            "INSERT INTO identity_transitions (id, identity_id, from_status, to_status, actor_kind, actor_id, reason,
+                                               justification_ref, at, holder_request, cause, channel)
+             VALUES ($1, $2, 'active', 'credentials_locked', 'system', 'credentials-check', $3, '', $4, 0,
+                     'wrong_passwords', '')",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(id)
+        .bind(&reason)
+        .bind(now.timestamp_micros())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
         let changed = IdentityStateChanged {
             spid_code: spid_code.clone(),
             previous: IdentityState::Active as i32,

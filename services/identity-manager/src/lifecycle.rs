@@ -85,7 +85,7 @@ impl Action {
 
     /// The states this action may start from (LC-1: active ⇄ suspended →
     /// revoked; locked credentials count as suspended; revoked is final).
-    fn allowed_from(self, from: Status) -> bool {
+    pub(crate) fn allowed_from(self, from: Status) -> bool {
         use Status::*;
         match self {
             Action::Suspend => matches!(from, Active | CredentialsLocked),
@@ -129,13 +129,16 @@ pub enum Cause {
     SuspensionOver,
     /// A credentials lock reached its end (LC-5; the scheduler).
     LockOver,
+    /// More than 10 consecutive wrong passwords (LC-5; the credential
+    /// check's lock, recorded in the history only).
+    WrongPasswords,
     /// The operator's own judgement (a suspension on suspicion, a restore
     /// after the checks).
     Other,
 }
 
 impl Cause {
-    pub const ALL: [Cause; 15] = [
+    pub const ALL: [Cause; 16] = [
         Cause::HolderRequest,
         Cause::PoliceReport,
         Cause::Inactivity,
@@ -150,6 +153,7 @@ impl Cause {
         Cause::ParentEnded,
         Cause::SuspensionOver,
         Cause::LockOver,
+        Cause::WrongPasswords,
         Cause::Other,
     ];
 
@@ -169,6 +173,7 @@ impl Cause {
             Cause::ParentEnded => "parent_ended",
             Cause::SuspensionOver => "suspension_over",
             Cause::LockOver => "lock_over",
+            Cause::WrongPasswords => "wrong_passwords",
             Cause::Other => "other",
         }
     }
@@ -217,9 +222,9 @@ impl Cause {
 pub enum Channel {
     /// Not a holder's request (operator, scheduler, detector).
     None,
-    /// The holder's own request from the reserved area or the API,
-    /// confirmed with a code.
-    ReservedArea,
+    /// The holder's own request online (the JSON API the public site and
+    /// the reserved area use), confirmed with a code.
+    Online,
     /// By phone to the help desk, confirmed with a code the holder reads back.
     Phone,
     /// By PEC from the holder's registered PEC address.
@@ -229,12 +234,12 @@ pub enum Channel {
 }
 
 impl Channel {
-    pub const ALL: [Channel; 5] = [Channel::None, Channel::ReservedArea, Channel::Phone, Channel::Pec, Channel::Signed];
+    pub const ALL: [Channel; 5] = [Channel::None, Channel::Online, Channel::Phone, Channel::Pec, Channel::Signed];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::None => "",
-            Channel::ReservedArea => "reserved_area",
+            Channel::Online => "online",
             Channel::Phone => "phone",
             Channel::Pec => "pec",
             Channel::Signed => "signed",
@@ -263,6 +268,9 @@ pub struct Change {
     pub justification_ref: String,
     /// How a holder's request arrived; [`Channel::None`] otherwise.
     pub channel: Channel,
+    /// Applies only if the state has not changed since this instant (the
+    /// scheduler's rules chose the identity in that state).
+    pub unchanged_since: Option<DateTime<Utc>>,
 }
 
 impl Change {
@@ -276,7 +284,13 @@ impl Change {
             reason: reason.into(),
             justification_ref: String::new(),
             channel: Channel::None,
+            unchanged_since: None,
         }
+    }
+
+    /// The same change, only if the state has not moved since `at`.
+    pub fn if_unchanged_since(self, at: DateTime<Utc>) -> Self {
+        Self { unchanged_since: Some(at), ..self }
     }
 
     /// A suspension of an active identity that comes back by itself after
@@ -378,9 +392,11 @@ const MAX_TEXT: usize = 500;
 /// An identity's row, locked for a transition.
 struct Current {
     id: String,
+    spid_code: String,
     holder_id: String,
     identity_type: String,
     status: Status,
+    status_changed_at: i64,
 }
 
 impl Lifecycle {
@@ -458,22 +474,14 @@ impl Lifecycle {
                 format!("{} does not apply to a {} identity", change.cause.as_str(), current.identity_type),
             ));
         }
-        if change.action == Action::Restore && change.cause == Cause::HolderRequest && from == Status::Suspended {
-            let last_cause: Option<String> = sqlx::query_scalar(
-                "SELECT cause FROM identity_transitions WHERE identity_id = $1 AND to_status = 'suspended'
-                 ORDER BY at DESC, id DESC LIMIT 1",
-            )
-            .bind(&current.id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            if last_cause.as_deref() != Some(Cause::HolderRequest.as_str()) {
-                return Err(ServiceError::new(
-                    ErrorKind::FailedPrecondition,
-                    "restore.not_holders",
-                    "this suspension was not the holder's own: the help desk restores it after its checks",
-                ));
-            }
+        if let Some(since) = change.unchanged_since
+            && since.timestamp_micros() != current.status_changed_at
+        {
+            return Err(changed());
+        }
+        if change.action == Action::Restore {
+            let cause = current_cause_in(&mut *tx, &current).await?;
+            check_restore(&mut *tx, &current, change, cause, self.clock.now()).await?;
         }
         let now = self.clock.now();
         record_in(&mut *tx, self.clock.as_ref(), &current, change, now).await?;
@@ -497,6 +505,14 @@ impl Lifecycle {
                 .build();
         spid_events::outbox::enqueue(&mut *tx, spid_types::topics::LIFECYCLE, &lifecycle).await.map_err(db_err)?;
         Ok(())
+    }
+
+    /// The cause of the identity's current state (`None` before any
+    /// transition).
+    pub async fn current_cause(&self, spid_code: &str) -> Result<Option<Cause>, ServiceError> {
+        let mut conn = self.db.pool().acquire().await.map_err(db_err)?;
+        let current = current_in(&mut conn, spid_code).await?;
+        current_cause_in(&mut conn, &current).await
     }
 
     /// The identity's transitions, oldest first.
@@ -532,6 +548,58 @@ impl Lifecycle {
     }
 }
 
+fn changed() -> ServiceError {
+    ServiceError::new(ErrorKind::FailedPrecondition, "identity.changed", "the identity changed meanwhile; look again")
+}
+
+/// What a restore needs beyond the state machine: the scheduler lifts only
+/// what it may (a lock, a holder's 30-day suspension); a holder only their
+/// own suspension; nobody an expired-document suspension before a valid
+/// document is recorded.
+async fn check_restore(
+    conn: &mut sqlx::AnyConnection,
+    current: &Current,
+    change: &Change,
+    cause: Option<Cause>,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let precondition = |code: &str, message: &str| Err(ServiceError::new(ErrorKind::FailedPrecondition, code, message));
+    match change.cause {
+        Cause::LockOver if current.status != Status::CredentialsLocked => {
+            return precondition("transition.illegal", "only locked credentials unlock");
+        }
+        Cause::SuspensionOver if cause != Some(Cause::HolderRequest) => {
+            return precondition("transition.illegal", "only a holder's suspension ends by itself");
+        }
+        Cause::HolderRequest if current.status == Status::Suspended && cause != Some(Cause::HolderRequest) => {
+            return precondition(
+                "restore.not_holders",
+                "this suspension was not the holder's own: the help desk restores it after its checks",
+            );
+        }
+        _ => {}
+    }
+    if cause == Some(Cause::DocumentExpired) {
+        let today = now.date_naive().format("%Y-%m-%d").to_string();
+        let valid: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM identity_documents d WHERE d.holder_id = $1 AND d.expires_on >= $2
+               AND d.added_at = (SELECT MAX(added_at) FROM identity_documents x WHERE x.holder_id = d.holder_id)",
+        )
+        .bind(&current.holder_id)
+        .bind(today)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        if valid == 0 {
+            return precondition(
+                "document.expired",
+                "the identity document is still expired: record the new one first (idpctl identity document)",
+            );
+        }
+    }
+    Ok(())
+}
+
 fn not_found() -> ServiceError {
     ServiceError::not_found("identity.not_found", "no such identity")
 }
@@ -549,18 +617,40 @@ fn event_type(action: Action) -> &'static str {
 }
 
 async fn current_in(conn: &mut sqlx::AnyConnection, spid_code: &str) -> Result<Current, ServiceError> {
-    let row = sqlx::query("SELECT id, holder_id, identity_type, status FROM identities WHERE spid_code = $1")
+    let row = sqlx::query(
+        "SELECT id, spid_code, holder_id, identity_type, status, status_changed_at FROM identities WHERE spid_code = $1",
+    )
         .bind(spid_code)
         .fetch_optional(&mut *conn)
         .await
         .map_err(db_err)?
         .ok_or_else(not_found)?;
+    current_of(&row)
+}
+
+fn current_of(row: &sqlx::any::AnyRow) -> Result<Current, ServiceError> {
     Ok(Current {
         id: row.try_get("id").map_err(db_err)?,
+        spid_code: row.try_get("spid_code").map_err(db_err)?,
         holder_id: row.try_get("holder_id").map_err(db_err)?,
         identity_type: row.try_get("identity_type").map_err(db_err)?,
         status: parse_status(&row.try_get::<String, _>("status").map_err(db_err)?)?,
+        status_changed_at: row.try_get("status_changed_at").map_err(db_err)?,
     })
+}
+
+/// The cause of the transition that put the identity in its current
+/// state (`None` before any transition).
+async fn current_cause_in(conn: &mut sqlx::AnyConnection, current: &Current) -> Result<Option<Cause>, ServiceError> {
+    let cause: Option<String> = sqlx::query_scalar(
+        "SELECT cause FROM identity_transitions WHERE identity_id = $1 AND at = $2 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(&current.id)
+    .bind(current.status_changed_at)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(cause.as_deref().and_then(Cause::parse))
 }
 
 /// The state, its history row, the audit event and the message to the
@@ -575,21 +665,18 @@ async fn record_in(
     let (from, to) = (current.status, change.action.target());
     let updated = sqlx::query(
         "UPDATE identities SET status = $1, status_changed_at = $2, failed_logins = 0
-         WHERE id = $3 AND status = $4",
+         WHERE id = $3 AND status = $4 AND status_changed_at = $5",
     )
     .bind(to.as_str())
     .bind(now.timestamp_micros())
     .bind(&current.id)
     .bind(from.as_str())
+    .bind(current.status_changed_at)
     .execute(&mut *conn)
     .await
     .map_err(db_err)?;
     if updated.rows_affected() != 1 {
-        return Err(ServiceError::new(
-            ErrorKind::FailedPrecondition,
-            "identity.changed",
-            "the identity changed meanwhile; look again",
-        ));
+        return Err(changed());
     }
     sqlx::query(
         "INSERT INTO identity_transitions (id, identity_id, from_status, to_status, actor_kind, actor_id, reason,
@@ -611,18 +698,14 @@ async fn record_in(
     .execute(&mut *conn)
     .await
     .map_err(db_err)?;
-    let spid_code: String = sqlx::query_scalar("SELECT spid_code FROM identities WHERE id = $1")
-        .bind(&current.id)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db_err)?;
+    let spid_code = &current.spid_code;
     let audit = EventBuilder::new(crate::SERVICE.as_str(), event_type(change.action), &current.id, clock)
         .actor(change.actor.wire(), &change.actor_id)
         .reason(&change.reason)
         .payload(&note(
             "identity",
             &[
-                ("spid_code", &spid_code),
+                ("spid_code", spid_code),
                 ("from", from.as_str()),
                 ("to", to.as_str()),
                 ("cause", change.cause.as_str()),
@@ -668,7 +751,7 @@ async fn suspend_minors_in(
     now: DateTime<Utc>,
 ) -> Result<Vec<String>, ServiceError> {
     let minors = sqlx::query(
-        "SELECT i.id, i.spid_code, i.holder_id, i.identity_type, i.status FROM guardianships g
+        "SELECT i.id, i.spid_code, i.holder_id, i.identity_type, i.status, i.status_changed_at FROM guardianships g
          JOIN identities i ON i.id = g.minor_identity_id
          WHERE g.parent_identity_id = $1 AND g.ended_at IS NULL ORDER BY i.spid_code",
     )
@@ -685,15 +768,11 @@ async fn suspend_minors_in(
         reason: format!("the identity of the parent who asked for it was {verb} (MIN-7)"),
         justification_ref: change.justification_ref.clone(),
         channel: Channel::None,
+        unchanged_since: None,
     };
     let mut ended = Vec::new();
     for m in minors {
-        let minor = Current {
-            id: m.try_get("id").map_err(db_err)?,
-            holder_id: m.try_get("holder_id").map_err(db_err)?,
-            identity_type: m.try_get("identity_type").map_err(db_err)?,
-            status: parse_status(&m.try_get::<String, _>("status").map_err(db_err)?)?,
-        };
+        let minor = current_of(&m)?;
         sqlx::query(
             "UPDATE minor_authorisations SET ended_at = $1, ended_reason = 'parent_ended'
              WHERE minor_identity_id = $2 AND ended_at IS NULL",
@@ -703,12 +782,14 @@ async fn suspend_minors_in(
         .execute(&mut *conn)
         .await
         .map_err(db_err)?;
-        if Action::Suspend.allowed_from(minor.status) {
-            record_in(&mut *conn, clock, &minor, &cascade, now).await?;
+        // A minor already suspended (by their own request, say) is
+        // suspended again for this cause: the parent's end, not the 30
+        // days of their own request, now decides when they come back.
+        if minor.status == Status::Revoked {
+            continue;
         }
-        if minor.status != Status::Revoked {
-            ended.push(m.try_get("spid_code").map_err(db_err)?);
-        }
+        record_in(&mut *conn, clock, &minor, &cascade, now).await?;
+        ended.push(minor.spid_code);
     }
     Ok(ended)
 }

@@ -11,8 +11,12 @@
 //! LC-5 still stands).
 //!
 //! Shipped rule: [`ManyAddresses`] — wrong passwords for one identity from
-//! many client addresses within a short window, the mark of a distributed
-//! guessing attack that the per-identity lock alone would only slow.
+//! many client networks within a short window, the mark of a distributed
+//! guessing attack that the per-identity lock alone would only slow. The
+//! trade-off: whoever knows a username and controls five networks can
+//! have the identity suspended (until the help desk restores it), as
+//! LC-8 asks; the guessing stops at once instead of going on, slowed,
+//! from every address.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -59,7 +63,9 @@ pub trait Rule: Send + Sync {
 }
 
 /// Wrong passwords for one identity from at least `addresses` distinct
-/// client addresses within `window` (counted from the first of them).
+/// client networks within `window` (counted from the first of them). A
+/// network is an IPv4 /24 or an IPv6 /64: one host, or one customer's
+/// allocation, counts once however many addresses it uses.
 #[derive(Debug, Clone)]
 pub struct ManyAddresses {
     pub addresses: u64,
@@ -80,18 +86,40 @@ impl Rule for ManyAddresses {
 
     async fn observe(&self, event: &AuthEvent, cache: &dyn Cache) -> Result<Option<Verdict>, CacheError> {
         let (Outcome::WrongPassword, Some(ip)) = (event.outcome, event.client_ip) else { return Ok(None) };
-        let seen = format!("misuse:many-addresses:{}:{ip}", event.identity_id);
+        let seen = format!("misuse:many-addresses:{}:{}", event.identity_id, network(ip));
         if !cache.set_if_absent(&seen, b"1", self.window).await? {
             return Ok(None);
         }
-        let distinct = cache.increment(&format!("misuse:many-addresses:{}", event.identity_id), self.window).await?;
-        Ok((distinct >= self.addresses).then(|| Verdict {
+        let counter = format!("misuse:many-addresses:{}", event.identity_id);
+        let distinct = cache.increment(&counter, self.window).await?;
+        if distinct < self.addresses {
+            return Ok(None);
+        }
+        // Counted once: after a restore, the count starts again.
+        cache.delete(&counter).await?;
+        Ok(Some(Verdict {
             reason: format!(
-                "wrong passwords from {distinct} different network addresses within {} minutes: \
-                 suspended as a precaution",
+                "wrong passwords from {distinct} different networks within {} minutes: suspended as a precaution",
                 self.window.as_secs() / 60
             ),
         }))
+    }
+}
+
+/// The network an address counts as: its IPv4 /24 or IPv6 /64.
+fn network(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => network(IpAddr::V4(v4)),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
     }
 }
 
@@ -132,6 +160,7 @@ impl Detector {
                 reason: verdict.reason,
                 justification_ref: String::new(),
                 channel: Channel::None,
+                unchanged_since: None,
             };
             match self.lifecycle.apply(&event.spid_code, &change).await {
                 Ok(_) => {

@@ -235,6 +235,11 @@ impl Registrar {
         &self.db
     }
 
+    /// The shared cache (Redis in production): rate limits.
+    pub(crate) fn cache(&self) -> &Arc<dyn spid_cache::Cache> {
+        &self.settings.cache
+    }
+
     pub fn hasher(&self) -> &Hasher {
         &self.hasher
     }
@@ -365,8 +370,8 @@ impl Registrar {
         .bind(&d.kind)
         .bind(d.number.to_ascii_uppercase())
         .bind(d.issuer.trim())
-        .bind(&d.issued_on)
-        .bind(&d.expires_on)
+        .bind(crate::application::iso_date(&d.issued_on))
+        .bind(crate::application::iso_date(&d.expires_on))
         .bind(at)
         .execute(&mut *tx)
         .await

@@ -4,7 +4,7 @@
 //!
 //! Safe with several replicas and after a crash. One replica at a time
 //! holds the `lifecycle` lease and runs the jobs; a crashed replica's
-//! lease passes to another once it expires. Each job is idempotent
+//! lease passes to another once it expires, a stopped one's at once. Each job is idempotent
 //! besides: a transition happens once (the versioned update of
 //! [`Lifecycle::apply`]), a reminder is sent once per deadline (its
 //! `lifecycle_notices` row, written with the message's outbox entry, is
@@ -104,55 +104,104 @@ impl Scheduler {
         Ok(taken.rows_affected() == 1)
     }
 
-    /// Every job, at `now`.
+    /// Gives the lease up (a clean shutdown): another replica takes over
+    /// at its next run instead of waiting for the lease to expire.
+    pub async fn release(&self) -> Result<(), ServiceError> {
+        sqlx::query("UPDATE scheduler_leases SET until = 0 WHERE job = 'lifecycle' AND holder = $1")
+            .bind(&self.replica)
+            .execute(self.registrar.db().pool())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Every job, at `now`. A job that fails does not stop the others (the
+    /// first error is returned after they all ran).
     pub async fn run_due(&self, now: DateTime<Utc>) -> Result<SchedulerRun, ServiceError> {
-        let mut run =
-            SchedulerRun { lapsed: crate::lapse::lapse_due(&self.registrar, now).await?, ..Default::default() };
-        self.restore_holder_suspensions(now, &mut run).await?;
-        self.unlock_credentials(now, &mut run).await?;
-        self.inactivity(now, &mut run).await?;
-        self.documents(now, &mut run).await?;
-        self.passwords(now, &mut run).await?;
-        Ok(run)
+        let mut run = SchedulerRun::default();
+        let mut failed = None;
+        let mut note = |name: &str, outcome: Result<(), ServiceError>| {
+            if let Err(e) = outcome {
+                tracing::warn!(job = name, code = e.code, "lifecycle job failed; retrying at the next run");
+                failed.get_or_insert(e);
+            }
+        };
+        let lapsed = crate::lapse::lapse_due(&self.registrar, now).await;
+        note("lapse", lapsed.map(|n| run.lapsed = n));
+        note("holder suspensions", self.restore_holder_suspensions(now, &mut run).await);
+        note("locks", self.unlock_credentials(now, &mut run).await);
+        note("inactivity", self.inactivity(now, &mut run).await);
+        note("documents", self.documents(now, &mut run).await);
+        note("passwords", self.passwords(now, &mut run).await);
+        note("codes", self.forget_expired_codes(now).await);
+        failed.map_or(Ok(run), Err)
+    }
+
+    /// The identities a rule selects, each with when it entered its state.
+    async fn due(
+        &self,
+        sql: &'static str,
+        cutoff: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, ServiceError> {
+        sqlx::query(sql)
+            .bind(cutoff.timestamp_micros())
+            .fetch_all(self.registrar.db().pool())
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|r| {
+                Ok((r.try_get("spid_code").map_err(db_err)?, instant(r.try_get("status_changed_at").map_err(db_err)?)))
+            })
+            .collect()
+    }
+
+    /// Codes of holders' requests never confirmed (each request has its
+    /// own) are dropped once expired.
+    async fn forget_expired_codes(&self, now: DateTime<Utc>) -> Result<(), ServiceError> {
+        sqlx::query("DELETE FROM contact_codes WHERE kind LIKE 'lifecycle:%' AND expires_at < $1")
+            .bind(now.timestamp_micros())
+            .execute(self.registrar.db().pool())
+            .await
+            .map_err(db_err)?;
+        Ok(())
     }
 
     /// LC-2: a holder's suspension comes back after 30 days unless it was
     /// turned into a revocation (police report, revocation request).
     async fn restore_holder_suspensions(&self, now: DateTime<Utc>, run: &mut SchedulerRun) -> Result<(), ServiceError> {
-        let due: Vec<String> = sqlx::query_scalar(
-            "SELECT i.spid_code FROM identities i
-             WHERE i.status = 'suspended' AND i.status_changed_at <= $1
-               AND EXISTS (SELECT 1 FROM identity_transitions t
-                           WHERE t.identity_id = i.id AND t.to_status = 'suspended' AND t.holder_request = 1
-                             AND t.at = i.status_changed_at)",
-        )
-        .bind((now - HOLDER_SUSPENSION).timestamp_micros())
-        .fetch_all(self.registrar.db().pool())
-        .await
-        .map_err(db_err)?;
+        let due = self
+            .due(
+                "SELECT i.spid_code, i.status_changed_at FROM identities i
+                 WHERE i.status = 'suspended' AND i.status_changed_at <= $1
+                   AND EXISTS (SELECT 1 FROM identity_transitions t
+                               WHERE t.identity_id = i.id AND t.to_status = 'suspended' AND t.holder_request = 1
+                                 AND t.at = i.status_changed_at)",
+                now - HOLDER_SUSPENSION,
+            )
+            .await?;
         let restore = Change::scheduled(
             Action::Restore,
             Cause::SuspensionOver,
             "restored automatically 30 days after the holder's suspension",
         );
-        for spid_code in due {
-            run.restored += usize::from(self.apply_once(&spid_code, &restore).await?);
+        for (spid_code, since) in due {
+            run.restored += usize::from(self.apply_once(&spid_code, &restore.clone().if_unchanged_since(since)).await?);
         }
         Ok(())
     }
 
     /// LC-5: locked credentials unlock after [`LOCK_DURATION`].
     async fn unlock_credentials(&self, now: DateTime<Utc>, run: &mut SchedulerRun) -> Result<(), ServiceError> {
-        let due: Vec<String> = sqlx::query_scalar(
-            "SELECT spid_code FROM identities WHERE status = 'credentials_locked' AND status_changed_at <= $1",
-        )
-        .bind((now - LOCK_DURATION).timestamp_micros())
-        .fetch_all(self.registrar.db().pool())
-        .await
-        .map_err(db_err)?;
+        let due = self
+            .due(
+                "SELECT spid_code, status_changed_at FROM identities
+                 WHERE status = 'credentials_locked' AND status_changed_at <= $1",
+                now - LOCK_DURATION,
+            )
+            .await?;
         let unlock = Change::scheduled(Action::Restore, Cause::LockOver, "credentials unlocked after 24 hours");
-        for spid_code in due {
-            run.unlocked += usize::from(self.apply_once(&spid_code, &unlock).await?);
+        for (spid_code, since) in due {
+            run.unlocked += usize::from(self.apply_once(&spid_code, &unlock.clone().if_unchanged_since(since)).await?);
         }
         Ok(())
     }
@@ -163,7 +212,7 @@ impl Scheduler {
     async fn inactivity(&self, now: DateTime<Utc>, run: &mut SchedulerRun) -> Result<(), ServiceError> {
         let first_warning = now - INACTIVITY + Duration::days(INACTIVITY_WARNINGS[0]);
         let rows = sqlx::query(
-            "SELECT id, spid_code, holder_id, last_used_at FROM identities
+            "SELECT id, spid_code, holder_id, last_used_at, status_changed_at FROM identities
              WHERE status = 'active' AND last_used_at <= $1",
         )
         .bind(first_warning.timestamp_micros())
@@ -183,11 +232,13 @@ impl Scheduler {
             // Revoked only once the last warning has had its day: after an
             // outage, the holder is warned first and revoked a day later.
             if now >= deadline && self.last_reminder_before(&id, &reminders, now - Duration::days(1)).await? {
-                run.revoked += usize::from(self.apply_once(&spid_code, &revoke).await?);
+                let since = instant(r.try_get("status_changed_at").map_err(db_err)?);
+                run.revoked +=
+                    usize::from(self.apply_once(&spid_code, &revoke.clone().if_unchanged_since(since)).await?);
                 continue;
             }
             let date = deadline.format("%d/%m/%Y").to_string();
-            let left = (deadline - now).num_days().clamp(1, INACTIVITY_WARNINGS[0]).to_string();
+            let left = days_left(deadline, now).clamp(1, INACTIVITY_WARNINGS[0]).to_string();
             let data = [("days", left.as_str()), ("date", date.as_str())];
             run.warned += usize::from(self.remind(&id, &holder_id, &reminders, now, &data).await?);
         }
@@ -196,12 +247,14 @@ impl Scheduler {
 
     /// LC-4: reminders 30 and 7 days before the holder's latest identity
     /// document expires; at expiry (the day after its last day of
-    /// validity, UTC) the identity is suspended and the holder told why.
+    /// validity, UTC) the identity is suspended and the holder told why —
+    /// never without a reminder a week before: a document found already
+    /// expired (after an outage, at the first run) gets its reminder first.
     /// A new document (a later `added_at`) starts a new series.
     async fn documents(&self, now: DateTime<Utc>, run: &mut SchedulerRun) -> Result<(), ServiceError> {
         let horizon = (now + Duration::days(DOCUMENT_REMINDERS[0])).date_naive().format("%Y-%m-%d").to_string();
         let rows = sqlx::query(
-            "SELECT i.id, i.spid_code, i.holder_id, d.expires_on FROM identities i
+            "SELECT i.id, i.spid_code, i.holder_id, i.status_changed_at, d.expires_on FROM identities i
              JOIN identity_documents d ON d.holder_id = i.holder_id
              WHERE i.status = 'active' AND d.expires_on <= $1
                AND d.added_at = (SELECT MAX(added_at) FROM identity_documents x WHERE x.holder_id = i.holder_id)",
@@ -221,16 +274,18 @@ impl Scheduler {
             let Some(deadline) = last_day.succ_opt().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|d| d.and_utc()) else {
                 continue;
             };
-            if now >= deadline {
-                run.document_suspensions += usize::from(self.apply_once(&spid_code, &suspend).await?);
-                continue;
-            }
             let reminders = Reminders {
                 series: format!("document:{expires_on}"),
                 deadline,
                 marks: &DOCUMENT_REMINDERS,
                 template: "document-expiry-reminder",
             };
+            if now >= deadline && self.last_reminder_before(&id, &reminders, now - Duration::days(7)).await? {
+                let since = instant(r.try_get("status_changed_at").map_err(db_err)?);
+                let change = suspend.clone().if_unchanged_since(since);
+                run.document_suspensions += usize::from(self.apply_once(&spid_code, &change).await?);
+                continue;
+            }
             let date = last_day.format("%d/%m/%Y").to_string();
             let data = [("expiry_date", date.as_str())];
             run.document_reminders += usize::from(self.remind(&id, &holder_id, &reminders, now, &data).await?);
@@ -248,10 +303,11 @@ impl Scheduler {
         let rows = sqlx::query(
             "SELECT i.id, i.spid_code, i.holder_id, c.set_at FROM identities i
              JOIN credentials c ON c.holder_id = i.holder_id
-             WHERE i.status = 'active' AND c.set_at <= $1
+             WHERE i.status = 'active' AND c.set_at <= $1 AND c.set_at > $2
                AND c.seq = (SELECT MAX(seq) FROM credentials x WHERE x.holder_id = i.holder_id)",
         )
         .bind(first.timestamp_micros())
+        .bind((now - validity).timestamp_micros())
         .fetch_all(self.registrar.db().pool())
         .await
         .map_err(db_err)?;
@@ -356,6 +412,12 @@ impl Scheduler {
     }
 }
 
+/// Whole days until `deadline`, counting a part day as a day (a warning
+/// sent in the afternoon of the 30th day before says 30).
+fn days_left(deadline: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
+    ((deadline - now).num_seconds().max(0) + 86_399) / 86_400
+}
+
 fn ids(r: &sqlx::any::AnyRow) -> Result<(String, String, String), ServiceError> {
     Ok((
         r.try_get("id").map_err(db_err)?,
@@ -369,18 +431,21 @@ fn ids(r: &sqlx::any::AnyRow) -> Result<(String, String, String), ServiceError> 
 pub async fn run(scheduler: Scheduler, every: std::time::Duration, shutdown: spid_server::CancellationToken) {
     loop {
         let now = scheduler.registrar.clock().now();
-        let outcome = match scheduler.lease(now).await {
-            Ok(true) => scheduler.run_due(now).await.map(Some),
-            Ok(false) => Ok(None),
-            Err(e) => Err(e),
-        };
-        match outcome {
-            Ok(Some(r)) if r != SchedulerRun::default() => tracing::info!(?r, "lifecycle jobs"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(code = e.code, "lifecycle jobs failed; retrying at the next run"),
+        match scheduler.lease(now).await {
+            Ok(true) => match scheduler.run_due(now).await {
+                Ok(r) if r != SchedulerRun::default() => tracing::info!(?r, "lifecycle jobs"),
+                _ => {}
+            },
+            Ok(false) => {}
+            Err(e) => tracing::warn!(code = e.code, "scheduler lease unavailable; retrying at the next run"),
         }
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => {
+                if let Err(e) = scheduler.release().await {
+                    tracing::warn!(code = e.code, "scheduler lease not released; it expires by itself");
+                }
+                return;
+            }
             _ = tokio::time::sleep(every) => {}
         }
     }

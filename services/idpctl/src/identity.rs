@@ -38,8 +38,8 @@ pub enum IdentityCommand {
         operator: String,
         /// The holder's username (e-mail) or spidCode.
         holder: String,
-        /// suspend, restore (the holder's own suspension, locked
-        /// credentials) or revoke.
+        /// suspend, restore (the holder's own suspension, on the contact
+        /// that confirmed it; locked credentials) or revoke (administrators).
         #[arg(long)]
         action: String,
         /// Why, in the holder's words.
@@ -52,9 +52,31 @@ pub enum IdentityCommand {
     /// Confirms a holder's request with the code they read back; prints
     /// the receipt (also sent to the holder).
     Confirm {
+        #[arg(long, env = "SPID_OPERATOR")]
+        operator: String,
         request_id: String,
         #[arg(long)]
         code: String,
+    },
+    /// Records a new identity document the holder showed (LC-4); then a
+    /// suspension for an expired document can be restored.
+    Document {
+        #[arg(long, env = "SPID_OPERATOR")]
+        operator: String,
+        spid_code: String,
+        /// carta_identita, carta_identita_elettronica, passaporto, patente...
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        number: String,
+        #[arg(long)]
+        issuer: String,
+        /// YYYY-MM-DD.
+        #[arg(long)]
+        issued_on: String,
+        /// YYYY-MM-DD.
+        #[arg(long)]
+        expires_on: String,
     },
     /// Every state change: when, from, to, who, why, the document.
     History {
@@ -153,6 +175,18 @@ pub async fn run(targets: &Targets, json: bool, command: IdentityCommand) -> Res
         IdentityCommand::Suspend(c) => print(&client.suspend(change(c)).await.map_err(status)?.into_inner()),
         IdentityCommand::Restore(c) => print(&client.restore(change(c)).await.map_err(status)?.into_inner()),
         IdentityCommand::Revoke(c) => print(&client.revoke(change(c)).await.map_err(status)?.into_inner()),
+        IdentityCommand::Document { operator, spid_code, kind, number, issuer, issued_on, expires_on } => {
+            let request = pb::RecordDocumentRequest {
+                spid_code,
+                actor_id: operator,
+                kind,
+                number,
+                issuer,
+                issued_on,
+                expires_on,
+            };
+            print(&client.record_document(request).await.map_err(status)?.into_inner());
+        }
         IdentityCommand::Request { operator, holder, action, reason, contact } => {
             let mut requests = HolderRequestsClient::new(channel.clone());
             let started = requests
@@ -175,9 +209,13 @@ pub async fn run(targets: &Targets, json: bool, command: IdentityCommand) -> Res
                 );
             }
         }
-        IdentityCommand::Confirm { request_id, code } => {
+        IdentityCommand::Confirm { operator, request_id, code } => {
             let mut requests = HolderRequestsClient::new(channel.clone());
-            let r = requests.confirm(pb::HolderRequestConfirm { request_id, code }).await.map_err(status)?.into_inner();
+            let r = requests
+                .confirm(pb::HolderRequestConfirm { request_id, code, operator_id: operator })
+                .await
+                .map_err(status)?
+                .into_inner();
             if json {
                 let out = serde_json::json!({
                     "receipt_id": r.receipt_id, "request_id": r.request_id, "spid_code": r.spid_code,

@@ -191,6 +191,7 @@ mod tests {
         let it = t.render("lifecycle-request-code", Locale::It, &code).unwrap();
         assert!(it.body.contains("una richiesta di sospensione della tua identità SPID"), "{}", it.body);
         assert!(it.body.contains("il codice 123456 entro 15 minuti"), "{}", it.body);
+        assert!(it.body.contains("solo se sei tu ad aver chiamato"), "{}", it.body);
         let receipt = data(&[("receipt", "RIC-20261202-AB12"), ("action", "revoke"), ("date", "02/12/2026 08:00 UTC")]);
         let en = t.render("lifecycle-request-received", Locale::En, &receipt).unwrap();
         assert!(en.body.contains("your request to revoke your SPID identity, received on 02/12/2026"), "{}", en.body);

@@ -6,9 +6,9 @@ ALTER TABLE identity_transitions ADD COLUMN channel TEXT NOT NULL DEFAULT '';
 
 -- A holder's own lifecycle request (LC-2): suspension, revocation,
 -- reactivation or unlock. Requests not sent by PEC or digitally signed are
--- confirmed with a code sent to a verified secondary attribute (kept,
--- hashed, in contact_codes). receipt_id is the evidence of receipt given
--- back to the holder.
+-- confirmed with a code sent to a verified secondary attribute (contact;
+-- the code is kept, hashed, in contact_codes under 'lifecycle:<id>').
+-- receipt_id is the evidence of receipt given back to the holder.
 CREATE TABLE holder_requests (
     id           TEXT PRIMARY KEY,
     identity_id  TEXT NOT NULL REFERENCES identities (id),
@@ -16,6 +16,7 @@ CREATE TABLE holder_requests (
     reason       TEXT NOT NULL,
     channel      TEXT NOT NULL,
     operator_id  TEXT NOT NULL,
+    contact      TEXT NOT NULL,
     sent_to      TEXT NOT NULL,
     created_at   BIGINT NOT NULL,
     expires_at   BIGINT NOT NULL,
