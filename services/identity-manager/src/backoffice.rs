@@ -176,7 +176,7 @@ impl Backoffice {
         spid_code: &str,
         asked: StaffChange,
     ) -> Result<crate::lifecycle::IdentityRecord, ServiceError> {
-        use crate::lifecycle::{Action, ActorKind, Cause, Change, Channel, Lifecycle};
+        use crate::lifecycle::{Action, ActorKind, Cause, Change, Channel};
         let op = self.operator(op_id).await?;
         let admin = op.role == Role::Administrator;
         if asked.action == Action::Revoke && !admin {
@@ -207,7 +207,7 @@ impl Backoffice {
             channel,
             unchanged_since: None,
         };
-        Lifecycle::new(self.db().clone(), self.registrar.clock().clone()).apply(spid_code, &change).await
+        self.registrar.lifecycle().apply(spid_code, &change).await
     }
 
     /// Records a new identity document the holder showed (LC-4): checked
@@ -227,7 +227,7 @@ impl Backoffice {
         if !problems.is_empty() {
             return Err(crate::registration::problems_error(&problems));
         }
-        let lifecycle = crate::lifecycle::Lifecycle::new(self.db().clone(), clock.clone());
+        let lifecycle = self.registrar.lifecycle();
         lifecycle.get(spid_code).await?;
         let mut tx = self.db().pool().begin().await.map_err(db_err)?;
         let (identity_id, holder_id): (String, String) =
@@ -272,7 +272,7 @@ impl Backoffice {
         spid_code: &str,
     ) -> Result<(crate::lifecycle::IdentityRecord, Vec<crate::lifecycle::Transition>), ServiceError> {
         self.operator(op_id).await?;
-        let lifecycle = crate::lifecycle::Lifecycle::new(self.db().clone(), self.registrar.clock().clone());
+        let lifecycle = self.registrar.lifecycle();
         Ok((lifecycle.get(spid_code).await?, lifecycle.history(spid_code).await?))
     }
 

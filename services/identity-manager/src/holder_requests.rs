@@ -150,7 +150,7 @@ fn mask(value: &str, contact: Contact) -> String {
 
 impl HolderRequests {
     pub fn new(registrar: Arc<Registrar>) -> Self {
-        let lifecycle = Lifecycle::new(registrar.db().clone(), registrar.clock().clone());
+        let lifecycle = registrar.lifecycle();
         Self { registrar, lifecycle }
     }
 
@@ -428,6 +428,7 @@ impl HolderRequests {
         )
         .await?;
         tx.commit().await.map_err(db_err)?;
+        self.lifecycle.wake();
         let status = self.lifecycle.get(&spid_code).await?.status;
         Ok(Receipt {
             receipt_id,

@@ -73,19 +73,27 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
         config.service(ServiceName::Notification).grpc_url.as_str(),
     )
     .map_err(RunError::new)?;
-    let registrar = std::sync::Arc::new(registration::Registrar::new(
-        deps.db.clone(),
-        hasher.clone(),
-        std::sync::Arc::new(keys),
-        mac_key,
-        std::sync::Arc::new(notify::NotificationClient::new(notification)),
-        deps.clock.clone(),
-        registration::Settings {
-            code_validity: chrono::Duration::minutes(i64::from(r.contact_code_minutes)),
-            idp_code: r.idp_code.clone(),
-            cache: deps.cache.clone(),
-        },
-    ));
+    let relay = deps.relay(SERVICE);
+    let wake = {
+        let relay = relay.clone();
+        std::sync::Arc::new(move || relay.wake()) as std::sync::Arc<dyn Fn() + Send + Sync>
+    };
+    let registrar = std::sync::Arc::new(
+        registration::Registrar::new(
+            deps.db.clone(),
+            hasher.clone(),
+            std::sync::Arc::new(keys),
+            mac_key,
+            std::sync::Arc::new(notify::NotificationClient::new(notification)),
+            deps.clock.clone(),
+            registration::Settings {
+                code_validity: chrono::Duration::minutes(i64::from(r.contact_code_minutes)),
+                idp_code: r.idp_code.clone(),
+                cache: deps.cache.clone(),
+            },
+        )
+        .with_outbox_wake(wake),
+    );
     let sources = match r.sources()? {
         spid_config::SourcesConfig::Local { file } => {
             let data = match file {
@@ -144,8 +152,7 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
     let identification =
         std::sync::Arc::new(identification::Identification::new(registrar.clone(), sources, trust, cie));
     let backoffice = std::sync::Arc::new(backoffice::Backoffice::new(registrar.clone(), identification.clone()));
-    let detector =
-        misuse::Detector::standard(deps.cache.clone(), lifecycle::Lifecycle::new(deps.db.clone(), deps.clock.clone()));
+    let detector = misuse::Detector::standard(deps.cache.clone(), registrar.lifecycle());
     let credentials = std::sync::Arc::new(
         identity::Credentials::new(deps.db.clone(), hasher, deps.clock.clone())
             .await
@@ -162,7 +169,6 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
         }
     }
     let holder_requests = std::sync::Arc::new(holder_requests::HolderRequests::new(registrar.clone()));
-    let relay = deps.relay(SERVICE);
     let parts = spid_server::host::ServiceParts {
         common: deps.http_common(SERVICE, deps.health()),
         http_routes: {

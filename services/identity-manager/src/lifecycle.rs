@@ -385,6 +385,9 @@ pub struct Transition {
 pub struct Lifecycle {
     db: Db,
     clock: Arc<dyn Clock>,
+    /// Tells the outbox relay a change committed: the lifecycle event
+    /// leaves at once instead of at the relay's next poll.
+    wake: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 const MAX_TEXT: usize = 500;
@@ -401,15 +404,20 @@ struct Current {
 
 impl Lifecycle {
     pub fn new(db: Db, clock: Arc<dyn Clock>) -> Self {
-        Self { db, clock }
+        Self { db, clock, wake: None }
     }
 
-    pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
+    /// The same, waking the outbox relay after each change.
+    pub fn waking(self, wake: Arc<dyn Fn() + Send + Sync>) -> Self {
+        Self { wake: Some(wake), ..self }
     }
 
-    pub fn db(&self) -> &Db {
-        &self.db
+    /// Wakes the outbox relay (after a caller's own transaction committed
+    /// a change made with [`Lifecycle::apply_in`]).
+    pub fn wake(&self) {
+        if let Some(wake) = &self.wake {
+            wake();
+        }
     }
 
     pub async fn get(&self, spid_code: &str) -> Result<IdentityRecord, ServiceError> {
@@ -443,6 +451,7 @@ impl Lifecycle {
         let mut tx = self.db.pool().begin().await.map_err(db_err)?;
         self.apply_in(&mut tx, spid_code, change).await?;
         tx.commit().await.map_err(db_err)?;
+        self.wake();
         self.get(spid_code).await
     }
 

@@ -158,6 +158,8 @@ pub struct Registrar {
     pub(crate) messenger: Arc<dyn Messenger>,
     pub(crate) clock: Arc<dyn Clock>,
     settings: Settings,
+    /// Wakes the outbox relay after lifecycle changes.
+    outbox_wake: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 /// The registrar's policies.
@@ -211,7 +213,21 @@ impl Registrar {
         clock: Arc<dyn Clock>,
         settings: Settings,
     ) -> Self {
-        Self { db, hasher, keys, mac_key, messenger, clock, settings }
+        Self { db, hasher, keys, mac_key, messenger, clock, settings, outbox_wake: None }
+    }
+
+    /// The same registrar, waking the outbox relay after lifecycle changes.
+    pub fn with_outbox_wake(self, wake: Arc<dyn Fn() + Send + Sync>) -> Self {
+        Self { outbox_wake: Some(wake), ..self }
+    }
+
+    /// The lifecycle state machine over this registrar's database and clock.
+    pub fn lifecycle(&self) -> crate::lifecycle::Lifecycle {
+        let lifecycle = crate::lifecycle::Lifecycle::new(self.db.clone(), self.clock.clone());
+        match &self.outbox_wake {
+            Some(wake) => lifecycle.waking(wake.clone()),
+            None => lifecycle,
+        }
     }
 
     /// The same registrar, sending its messages elsewhere.
@@ -224,6 +240,7 @@ impl Registrar {
             messenger,
             clock: self.clock.clone(),
             settings: self.settings.clone(),
+            outbox_wake: self.outbox_wake.clone(),
         }
     }
 

@@ -77,7 +77,7 @@ struct Reminders<'a> {
 
 impl Scheduler {
     pub fn new(registrar: Arc<Registrar>) -> Self {
-        let lifecycle = Lifecycle::new(registrar.db().clone(), registrar.clock().clone());
+        let lifecycle = registrar.lifecycle();
         Self { registrar, lifecycle, replica: uuid::Uuid::now_v7().to_string() }
     }
 
