@@ -44,6 +44,11 @@ if ! python3 -c "import codicefiscale" >/dev/null 2>&1; then
   say "installing python-codicefiscale (PyPI)"
   python3 -m pip install --quiet --disable-pip-version-check python-codicefiscale==0.12.1
 fi
+# The service provider the SAML tests log in with (it verifies with xmlsec1).
+if ! python3 -c "import saml2" >/dev/null 2>&1; then
+  say "installing pysaml2 (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check pysaml2==7.5.5
+fi
 # The mail server the notification tests deliver to.
 if ! python3 -c "import aiosmtpd" >/dev/null 2>&1; then
   say "installing aiosmtpd (PyPI)"
