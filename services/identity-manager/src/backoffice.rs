@@ -236,22 +236,7 @@ impl Backoffice {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(db_err)?;
-        let number = document.number.trim().to_ascii_uppercase();
-        sqlx::query(
-            "INSERT INTO identity_documents (id, holder_id, kind, number, issuer, issued_on, expires_on, added_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(&holder_id)
-        .bind(&document.kind)
-        .bind(&number)
-        .bind(document.issuer.trim())
-        .bind(crate::application::iso_date(&document.issued_on))
-        .bind(crate::application::iso_date(&document.expires_on))
-        .bind(now.timestamp_micros())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        crate::registration::insert_document_in(&mut tx, &holder_id, document, now.timestamp_micros()).await?;
         let audit = self
             .registrar
             .event("identity.document_recorded", &identity_id, actor::Kind::Operator, &op.id)

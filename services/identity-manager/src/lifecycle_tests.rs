@@ -38,10 +38,10 @@ fn staff(actor: ActorKind, action: Action, cause: Cause) -> Change {
     }
 }
 
-/// The messages asked of notification through the outbox, in order:
-/// (template, data).
-async fn requested(w: &World) -> Vec<(String, BTreeMap<String, String>)> {
-    let rows = sqlx::query("SELECT payload FROM outbox WHERE topic = 'spid.notification.v1' ORDER BY id")
+/// The payloads of type `T` on the outbox's `topic`, in order.
+async fn outbox<T: prost::Message + prost::Name + Default>(w: &World, topic: &str) -> Vec<T> {
+    let rows = sqlx::query("SELECT payload FROM outbox WHERE topic = $1 ORDER BY id")
+        .bind(topic)
         .fetch_all(w.registrar.db().pool())
         .await
         .unwrap();
@@ -49,29 +49,24 @@ async fn requested(w: &World) -> Vec<(String, BTreeMap<String, String>)> {
         .filter_map(|r| {
             let bytes: Vec<u8> = sqlx::Row::get(r, "payload");
             let e = <spid_proto::events::v1::Envelope as prost::Message>::decode(bytes.as_slice()).unwrap();
-            spid_events::envelope::payload_of::<spid_proto::events::v1::NotificationRequested>(&e)
-                .map(|n| (n.template, n.data.into_iter().collect()))
+            spid_events::envelope::payload_of::<T>(&e)
         })
         .collect()
+}
+
+/// The messages asked of notification, in order: (template, data).
+async fn requested(w: &World) -> Vec<(String, BTreeMap<String, String>)> {
+    let asked: Vec<spid_proto::events::v1::NotificationRequested> = outbox(w, spid_types::topics::NOTIFICATION).await;
+    asked.into_iter().map(|n| (n.template, n.data.into_iter().collect())).collect()
 }
 
 async fn sent(w: &World, template: &str) -> usize {
     requested(w).await.iter().filter(|(t, _)| t == template).count()
 }
 
-/// The lifecycle events on the outbox, in order.
+/// The lifecycle events, in order.
 async fn lifecycle_events(w: &World) -> Vec<spid_proto::events::v1::IdentityStateChanged> {
-    let rows = sqlx::query("SELECT payload FROM outbox WHERE topic = 'spid.lifecycle.v1' ORDER BY id")
-        .fetch_all(w.registrar.db().pool())
-        .await
-        .unwrap();
-    rows.iter()
-        .filter_map(|r| {
-            let bytes: Vec<u8> = sqlx::Row::get(r, "payload");
-            let e = <spid_proto::events::v1::Envelope as prost::Message>::decode(bytes.as_slice()).unwrap();
-            spid_events::envelope::payload_of::<spid_proto::events::v1::IdentityStateChanged>(&e)
-        })
-        .collect()
+    outbox(w, spid_types::topics::LIFECYCLE).await
 }
 
 #[tokio::test]

@@ -377,22 +377,7 @@ impl Registrar {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        let d = &a.document;
-        sqlx::query(
-            "INSERT INTO identity_documents (id, holder_id, kind, number, issuer, issued_on, expires_on, added_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(&holder_id)
-        .bind(&d.kind)
-        .bind(d.number.to_ascii_uppercase())
-        .bind(d.issuer.trim())
-        .bind(crate::application::iso_date(&d.issued_on))
-        .bind(crate::application::iso_date(&d.expires_on))
-        .bind(at)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        insert_document_in(&mut tx, &holder_id, &a.document, at).await?;
         let event = self
             .event("identity_request.draft", &request_id, actor::Kind::Holder, &holder_id)
             .payload(&note(
@@ -859,6 +844,32 @@ impl Registrar {
 /// Uses up a code [`Registrar::check_code`] accepted, inside the
 /// transaction that records what it proves; a code used meanwhile by a
 /// concurrent call is refused.
+/// Stores a holder's identity document (checked already), its dates in
+/// their one form; `at` (microseconds) orders the holder's documents.
+pub(crate) async fn insert_document_in(
+    conn: &mut sqlx::AnyConnection,
+    holder_id: &str,
+    d: &crate::application::IdentityDocument,
+    at: i64,
+) -> Result<(), ServiceError> {
+    sqlx::query(
+        "INSERT INTO identity_documents (id, holder_id, kind, number, issuer, issued_on, expires_on, added_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(holder_id)
+    .bind(&d.kind)
+    .bind(d.number.trim().to_ascii_uppercase())
+    .bind(d.issuer.trim())
+    .bind(crate::application::iso_date(&d.issued_on))
+    .bind(crate::application::iso_date(&d.expires_on))
+    .bind(at)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
 pub(crate) async fn consume_code(
     tx: &mut sqlx::AnyConnection,
     holder_id: &str,
