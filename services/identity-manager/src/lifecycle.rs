@@ -466,7 +466,15 @@ impl Lifecycle {
         change.check()?;
         let current = current_in(&mut *tx, spid_code).await?;
         let from = current.status;
-        if !change.action.allowed_from(from) {
+        // Staff may take a holder's own suspension over (an investigation):
+        // the identity stays suspended, now for their cause, and no longer
+        // comes back by itself after 30 days.
+        let takeover = change.action == Action::Suspend
+            && from == Status::Suspended
+            && matches!(change.actor, ActorKind::Operator | ActorKind::Administrator)
+            && change.cause != Cause::HolderRequest
+            && current_cause_in(&mut *tx, &current).await? == Some(Cause::HolderRequest);
+        if !takeover && !change.action.allowed_from(from) {
             let why = if from == Status::Revoked { " (revocation is final)" } else { "" };
             return Err(ServiceError::new(
                 ErrorKind::FailedPrecondition,
@@ -494,7 +502,7 @@ impl Lifecycle {
         }
         let now = self.clock.now();
         record_in(&mut *tx, self.clock.as_ref(), &current, change, now).await?;
-        let cascaded = if change.action == Action::Restore {
+        let cascaded = if change.action == Action::Restore || takeover {
             vec![]
         } else {
             suspend_minors_in(&mut *tx, self.clock.as_ref(), &current.id, change, now).await?

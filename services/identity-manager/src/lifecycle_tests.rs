@@ -129,8 +129,17 @@ async fn every_transition_keeps_its_actor_cause_and_document_and_revocation_is_f
         Outcome::NotActive(v) => assert_eq!(v.status, Status::Suspended),
         other => panic!("{other:?}"),
     }
-    assert_eq!(refused(staff(Operator, Action::Suspend, Cause::Other)).await.code, "transition.illegal");
-    w.clock.advance(Duration::days(2));
+    // A holder's suspension can be taken over by staff (an investigation):
+    // still suspended, now for their cause, and it no longer ends by itself.
+    w.clock.advance(Duration::days(1));
+    assert_eq!(
+        lc.apply(&spid_code, &staff(Operator, Action::Suspend, Cause::Misuse)).await.unwrap().status,
+        Status::Suspended
+    );
+    assert_eq!(refused(staff(Operator, Action::Suspend, Cause::Other)).await.code, "transition.illegal", "once");
+    let over = Change::scheduled(Action::Restore, Cause::SuspensionOver, "30 days");
+    assert_eq!(refused(over).await.code, "transition.illegal");
+    w.clock.advance(Duration::days(1));
     assert_eq!(
         lc.apply(&spid_code, &staff(Operator, Action::Restore, Cause::Other)).await.unwrap().status,
         Status::Active
@@ -148,9 +157,12 @@ async fn every_transition_keeps_its_actor_cause_and_document_and_revocation_is_f
         Change { actor: Holder, channel: Channel::Online, ..staff(Holder, Action::Restore, Cause::HolderRequest) };
     assert_eq!(refused(holder_restore).await.code, "transition.illegal");
 
-    assert_eq!(count(&w, events).await, before.0 + 4, "one lifecycle event per transition");
+    assert_eq!(count(&w, events).await, before.0 + 5, "one lifecycle event per transition");
     let told: Vec<String> = requested(&w).await.into_iter().skip(before.1).map(|(t, _)| t).collect();
-    assert_eq!(told, ["identity-suspended", "identity-restored", "identity-suspended", "identity-revoked"]);
+    assert_eq!(
+        told,
+        ["identity-suspended", "identity-suspended", "identity-restored", "identity-suspended", "identity-revoked"]
+    );
     let history = lc.history(&spid_code).await.unwrap();
     let steps: Vec<_> =
         history.iter().map(|t| (t.to, t.actor.as_str(), t.cause.as_str(), t.channel.as_str())).collect();
@@ -158,12 +170,13 @@ async fn every_transition_keeps_its_actor_cause_and_document_and_revocation_is_f
         steps,
         [
             (Status::Suspended, "operator:op-7", "holder_request", "pec"),
+            (Status::Suspended, "operator:op-7", "misuse", ""),
             (Status::Active, "operator:op-7", "other", ""),
             (Status::Suspended, "operator:op-7", "misuse", ""),
             (Status::Revoked, "administrator:admin-1", "death", ""),
         ]
     );
-    assert_eq!(history[3].justification_ref, "certificato 2026/77");
+    assert_eq!(history[4].justification_ref, "certificato 2026/77");
     assert_eq!(history[0].reason, "furto del telefono");
 }
 
