@@ -13,17 +13,19 @@
 //! Two channels:
 //!
 //! - **Online** ([`Via::Online`], the JSON API): the emergency only — a
-//!   suspension. Someone who knows a username and holds a stolen phone
-//!   must not be able to lift a suspension or revoke. The answer to a
-//!   start is immediate and the same whether or not the identity exists
-//!   or the suspension applies (the work happens after the answer); every
-//!   failed confirmation is the same `code.refused`. Starts are limited
-//!   per client address.
+//!   suspension, with the code by e-mail. Someone who knows a username and
+//!   holds a stolen phone must not be able to lift a suspension or revoke,
+//!   nor make us send SMS. The answer to a start is immediate and the same
+//!   whether or not the identity exists or the suspension applies (the
+//!   work happens after the answer, a bounded number at a time); a failed
+//!   code is always the same `code.refused`. Starts are limited per client
+//!   network and per identity, and online codes have their own daily
+//!   budget per address, so no one can use up the holder's other codes.
 //! - **Phone** ([`Via::Phone`], the help desk): the operator starts the
-//!   request, the holder reads the code back, the operator confirms.
-//!   Suspension and restore (of the holder's own suspension, with a code
-//!   on the contact that confirmed it); revocation only when the operator
-//!   is an administrator.
+//!   request, the holder reads the code back, the same operator confirms.
+//!   Suspension, and the restore of a suspension the holder confirmed with
+//!   a code, on the contact that confirmed it. A revocation — final — is
+//!   taken only by PEC or a signed form.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -33,17 +35,21 @@ use serde::Serialize;
 use spid_types::{ErrorKind, ServiceError};
 use sqlx::Row;
 
-use crate::backoffice::Role;
 use crate::identity::Status;
 use crate::lifecycle::{Action, ActorKind, Cause, Change, Channel, Lifecycle};
 use crate::notify::Channel as Delivery;
-use crate::registration::Registrar;
+use crate::registration::{CodeMessage, Registrar};
 use crate::store::{db_err, instant};
 
 /// How long a request waits for its code.
 pub const VALIDITY: Duration = Duration::minutes(15);
-/// Online starts one client address may make per hour.
+/// Online starts one client network may make per hour.
 pub const ONLINE_STARTS_PER_HOUR: u64 = 10;
+/// Online requests one identity may receive per hour (codes sent).
+pub const ONLINE_REQUESTS_PER_IDENTITY: u64 = 3;
+/// Online starts worked on at once; beyond, a start is answered and
+/// dropped (the answer does not change).
+const ONLINE_IN_FLIGHT: usize = 16;
 
 /// Where the request comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +119,7 @@ pub struct Receipt {
 pub struct HolderRequests {
     registrar: Arc<Registrar>,
     lifecycle: Lifecycle,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 fn precondition(code: &str, message: &str) -> ServiceError {
@@ -151,7 +158,7 @@ fn mask(value: &str, contact: Contact) -> String {
 impl HolderRequests {
     pub fn new(registrar: Arc<Registrar>) -> Self {
         let lifecycle = registrar.lifecycle();
-        Self { registrar, lifecycle }
+        Self { registrar, lifecycle, in_flight: Arc::new(tokio::sync::Semaphore::new(ONLINE_IN_FLIGHT)) }
     }
 
     /// Records the request and sends its code. Online, the answer comes
@@ -171,26 +178,38 @@ impl HolderRequests {
                 if ask.action != Action::Suspend {
                     return Err(ServiceError::invalid(
                         "action.not_online",
-                        "online a holder can only suspend; to restore or revoke, call the help desk or send a PEC",
+                        "online a holder can only suspend; to restore, call the help desk; to revoke, send a PEC \
+                         or a signed form",
+                    ));
+                }
+                if ask.contact != Contact::Email {
+                    return Err(ServiceError::invalid(
+                        "contact.not_online",
+                        "online the code goes by e-mail; for a code by SMS, call the help desk",
                     ));
                 }
                 self.limit(*client).await?;
-                let this = self.clone();
-                let ask = ask.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = this.open(&ask, Channel::Online, "", &request_id).await {
-                        tracing::info!(code = e.code, "online holder request: no code sent");
-                    }
-                });
+                // Beyond the bound the start is dropped: the answer is the same.
+                if let Ok(permit) = self.in_flight.clone().try_acquire_owned() {
+                    let this = self.clone();
+                    let ask = ask.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = this.open(&ask, Channel::Online, "", &request_id).await {
+                            tracing::info!(code = e.code, "online holder request: no code sent");
+                        }
+                        drop(permit);
+                    });
+                } else {
+                    tracing::warn!("online holder requests: too many at once, one dropped");
+                }
                 Ok(started)
             }
             Via::Phone { operator_id } => {
                 let op = crate::backoffice::operator_in(self.registrar.db(), operator_id).await?;
-                if ask.action == Action::Revoke && op.role != Role::Administrator {
-                    return Err(ServiceError::new(
-                        ErrorKind::PermissionDenied,
-                        "operator.not_allowed",
-                        "only an administrator takes a revocation request",
+                if ask.action == Action::Revoke {
+                    return Err(ServiceError::invalid(
+                        "action.not_by_phone",
+                        "a revocation is final: it is taken by PEC or on a signed form, not by phone",
                     ));
                 }
                 let sent_to = self.open(ask, Channel::Phone, &op.id, &request_id).await?;
@@ -199,21 +218,25 @@ impl HolderRequests {
         }
     }
 
-    /// Online starts per client address and hour.
+    /// Online starts per client network (IPv4 /24, IPv6 /64) and hour.
     async fn limit(&self, client: Option<IpAddr>) -> Result<(), ServiceError> {
-        let key = format!("holder-requests:{}", client.map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into()));
-        let n = self.registrar.cache().increment(&key, std::time::Duration::from_secs(3600)).await.map_err(|e| {
-            tracing::warn!(error = %e, "cache unavailable: online holder requests refused");
-            ServiceError::unavailable("requests.unavailable", "requests cannot be taken now; call the help desk")
-        })?;
-        if n > ONLINE_STARTS_PER_HOUR {
+        let network = client.map(crate::misuse::network).unwrap_or_else(|| "unknown".into());
+        if self.count(&format!("holder-requests:from:{network}")).await? > ONLINE_STARTS_PER_HOUR {
             return Err(ServiceError::new(
                 ErrorKind::RateLimited,
                 "requests.rate_limited",
-                "too many requests from this address: try again later or call the help desk",
+                "too many requests from this network: try again later or call the help desk",
             ));
         }
         Ok(())
+    }
+
+    /// Counts one more under `key` this hour.
+    async fn count(&self, key: &str) -> Result<u64, ServiceError> {
+        self.registrar.cache().increment(key, std::time::Duration::from_secs(3600)).await.map_err(|e| {
+            tracing::warn!(error = %e, "cache unavailable: online holder requests refused");
+            ServiceError::unavailable("requests.unavailable", "requests cannot be taken now; call the help desk")
+        })
     }
 
     /// Checks the request against the identity, records it and sends its
@@ -250,7 +273,12 @@ impl HolderRequests {
             ));
         }
         if ask.action == Action::Restore {
-            self.check_restore(&spid_code, &identity_id, status, ask.contact).await?;
+            self.check_restore(&spid_code, status, ask.contact).await?;
+        }
+        if channel == Channel::Online
+            && self.count(&format!("holder-requests:for:{identity_id}")).await? > ONLINE_REQUESTS_PER_IDENTITY
+        {
+            return Err(ServiceError::new(ErrorKind::RateLimited, "requests.rate_limited", "too many requests"));
         }
         let contact: String = row.try_get::<Option<String>, _>("contact").map_err(db_err)?.ok_or_else(|| {
             precondition(
@@ -279,15 +307,16 @@ impl HolderRequests {
         .await
         .map_err(db_err)?;
         let delivery = if ask.contact == Contact::Mobile { Delivery::Sms } else { Delivery::Email };
+        let message = CodeMessage {
+            template: "lifecycle-request-code",
+            data: &[("action", ask.action.as_str())],
+            // Online codes count against their own budget; the help desk's
+            // against none: an attacker's starts cannot block the holder.
+            budget: (channel == Channel::Online).then_some("lifecycle-codes-to"),
+        };
         let sent = self
             .registrar
-            .issue_code_as(
-                &holder_id,
-                &label(request_id),
-                (delivery, &contact),
-                &identity_id,
-                ("lifecycle-request-code", &[("action", ask.action.as_str())]),
-            )
+            .issue_code_as(&holder_id, &label(request_id), (delivery, &contact), &identity_id, message)
             .await;
         if let Err(e) = sent {
             sqlx::query("UPDATE holder_requests SET state = 'failed' WHERE id = $1")
@@ -300,34 +329,35 @@ impl HolderRequests {
         Ok(sent_to)
     }
 
-    /// A holder restores only their own suspension, and with a code on the
-    /// contact that confirmed it: whoever holds the other (a stolen phone)
-    /// cannot lift it.
-    async fn check_restore(
-        &self,
-        spid_code: &str,
-        identity_id: &str,
-        status: Status,
-        contact: Contact,
-    ) -> Result<(), ServiceError> {
+    /// A holder restores only their own suspension, made with a code, and
+    /// with a code on the contact that confirmed it: whoever holds the
+    /// other (a stolen phone) cannot lift it. A suspension asked by PEC or
+    /// signed form is lifted the same way it came.
+    async fn check_restore(&self, spid_code: &str, status: Status, contact: Contact) -> Result<(), ServiceError> {
         if status != Status::Suspended {
             return Ok(());
         }
-        if self.lifecycle.current_cause(spid_code).await? != Some(Cause::HolderRequest) {
+        let current = self.lifecycle.current_transition(spid_code).await?;
+        let Some(current) = current.filter(|t| t.cause == Cause::HolderRequest.as_str()) else {
             return Err(precondition(
                 "restore.not_holders",
                 "this suspension was not the holder's own: the help desk restores it after its checks",
             ));
+        };
+        if !matches!(current.channel.as_str(), "online" | "phone") {
+            return Err(precondition(
+                "restore.by_document",
+                "the suspension was asked by PEC or on a signed form: its restore is asked the same way",
+            ));
         }
-        let trusted: Option<String> = sqlx::query_scalar(
-            "SELECT contact FROM holder_requests WHERE identity_id = $1 AND action = 'suspend' AND state = 'confirmed'
-             ORDER BY confirmed_at DESC LIMIT 1",
-        )
-        .bind(identity_id)
-        .fetch_optional(self.registrar.db().pool())
-        .await
-        .map_err(db_err)?;
-        if trusted.is_some_and(|t| t != contact.as_str()) {
+        // The transition names its receipt: "receipt RIC-…[, …]".
+        let receipt = current.justification_ref.strip_prefix("receipt ").and_then(|r| r.split(',').next());
+        let trusted: Option<String> = sqlx::query_scalar("SELECT contact FROM holder_requests WHERE receipt_id = $1")
+            .bind(receipt.unwrap_or_default())
+            .fetch_optional(self.registrar.db().pool())
+            .await
+            .map_err(db_err)?;
+        if trusted.as_deref() != Some(contact.as_str()) {
             return Err(precondition(
                 "contact.not_trusted",
                 "the suspension was confirmed on the other contact: the restore is confirmed there too",
@@ -340,18 +370,14 @@ impl HolderRequests {
     /// request's receipt and the message carrying it, in one transaction.
     /// A request is confirmed on the channel it came from (and by phone,
     /// by the operator who took the call).
+    /// Online, every failure before the code is accepted is the same
+    /// `code.refused`; what happens after (the identity changed meanwhile)
+    /// is told as it is.
     pub async fn confirm(&self, request_id: &str, code: &str, via: &Via) -> Result<Receipt, ServiceError> {
         let online = matches!(via, Via::Online { .. });
         let hide = |e: ServiceError| if online { refused() } else { e };
-        self.confirm_checked(request_id, code, via).await.map_err(|e| match e.kind {
-            ErrorKind::InvalidInput | ErrorKind::FailedPrecondition | ErrorKind::NotFound => hide(e),
-            _ => e,
-        })
-    }
-
-    async fn confirm_checked(&self, request_id: &str, code: &str, via: &Via) -> Result<Receipt, ServiceError> {
         if uuid::Uuid::parse_str(request_id).is_err() {
-            return Err(unknown());
+            return Err(hide(unknown()));
         }
         let row = sqlx::query(
             "SELECT r.identity_id, r.action, r.reason, r.channel, r.operator_id, r.created_at, r.expires_at, r.state,
@@ -362,7 +388,7 @@ impl HolderRequests {
         .fetch_optional(self.registrar.db().pool())
         .await
         .map_err(db_err)?
-        .ok_or_else(unknown)?;
+        .ok_or_else(|| hide(unknown()))?;
         let text = |c: &str| row.try_get::<String, _>(c).map_err(db_err);
         let channel = Channel::parse(&text("channel")?).ok_or_else(|| ServiceError::internal("unknown channel"))?;
         let operator_id = text("operator_id")?;
@@ -375,12 +401,15 @@ impl HolderRequests {
             || text("state")? != "pending"
             || now.timestamp_micros() > row.try_get::<i64, _>("expires_at").map_err(db_err)?
         {
-            return Err(unknown());
+            return Err(hide(unknown()));
         }
         let holder_id = text("holder_id")?;
         let spid_code = text("spid_code")?;
         let action = Action::parse(&text("action")?).ok_or_else(|| ServiceError::internal("unknown action"))?;
-        self.registrar.check_code(&holder_id, &label(request_id), code).await?;
+        self.registrar.check_code(&holder_id, &label(request_id), code).await.map_err(|e| match e.kind {
+            ErrorKind::InvalidInput | ErrorKind::FailedPrecondition => hide(e),
+            _ => e,
+        })?;
         let receipt_id =
             format!("RIC-{}-{}", now.format("%Y%m%d"), &uuid::Uuid::new_v4().simple().to_string()[..10]).to_uppercase();
         let reason = text("reason")?;

@@ -296,11 +296,8 @@ async fn holder_request(
     body: web::Json<HolderRequestBody>,
 ) -> Reply {
     let body = body.into_inner();
-    // The ingress overwrites X-Forwarded-For; without one, the peer.
-    let client = req
-        .connection_info()
-        .realip_remote_addr()
-        .and_then(|a| a.parse::<IpAddr>().ok().or_else(|| a.parse::<std::net::SocketAddr>().ok().map(|s| s.ip())));
+    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let client = client_address(req.peer_addr().map(|a| a.ip()), forwarded);
     let action =
         crate::lifecycle::Action::parse(&body.action).ok_or_else(|| bad("action.invalid", "action: suspend"))?;
     let contact = Contact::parse(&body.contact).ok_or_else(|| bad("contact.invalid", "contact: email or mobile"))?;
@@ -311,6 +308,39 @@ async fn holder_request(
         "expires_at": started.expires_at,
         "message": "If the identity exists and the request applies to it, a code is on its way to the contact you chose.",
     })))
+}
+
+/// The client's address for rate limits: the peer, or, when the peer is
+/// a proxy inside the cluster (a private or loopback address), the last
+/// `X-Forwarded-For` hop — the one that proxy appended. A client can only
+/// prepend hops, never replace the last.
+fn client_address(peer: Option<IpAddr>, forwarded: Option<&str>) -> Option<IpAddr> {
+    let internal = |ip: &IpAddr| match ip {
+        IpAddr::V4(v4) => v4.is_private() || v4.is_loopback(),
+        IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
+    };
+    match (peer, forwarded) {
+        (Some(peer), Some(hops)) if internal(&peer) => {
+            let last = hops.rsplit(',').next().map(str::trim).unwrap_or_default();
+            last.parse::<IpAddr>().ok().or(Some(peer))
+        }
+        (peer, _) => peer,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_address;
+
+    #[test]
+    fn the_client_is_the_peer_or_the_hop_the_proxy_added() {
+        let ip = |s: &str| Some(s.parse().unwrap());
+        assert_eq!(client_address(ip("203.0.113.9"), Some("198.51.100.1")), ip("203.0.113.9"), "public peer");
+        assert_eq!(client_address(ip("10.0.0.5"), Some("6.6.6.6, 198.51.100.1")), ip("198.51.100.1"));
+        assert_eq!(client_address(ip("127.0.0.1"), Some("garbage")), ip("127.0.0.1"));
+        assert_eq!(client_address(ip("10.0.0.5"), None), ip("10.0.0.5"));
+        assert_eq!(client_address(None, Some("198.51.100.1")), None);
+    }
 }
 
 #[derive(Deserialize)]

@@ -229,13 +229,27 @@ pub struct Credentials {
     decoy: StoredPassword,
     /// Fed every check of a known identity (LC-8).
     detector: Option<Arc<crate::misuse::Detector>>,
+    /// Wakes the outbox relay after a lock or a password change.
+    wake: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl Credentials {
     pub async fn new(db: Db, hasher: Hasher, clock: Arc<dyn Clock>) -> Result<Self, ServiceError> {
         let secret = crate::registration::random_token();
         let decoy = hasher.store(&secret, clock.now()).await.map_err(ServiceError::internal)?;
-        Ok(Self { db, hasher, clock, decoy, detector: None })
+        Ok(Self { db, hasher, clock, decoy, detector: None, wake: None })
+    }
+
+    /// The same credentials, waking the outbox relay after their events.
+    pub fn with_outbox_wake(mut self, wake: Arc<dyn Fn() + Send + Sync>) -> Self {
+        self.wake = Some(wake);
+        self
+    }
+
+    fn wake(&self) {
+        if let Some(wake) = &self.wake {
+            wake();
+        }
     }
 
     /// The same credentials, feeding the misuse detector (LC-8).
@@ -456,6 +470,7 @@ impl Credentials {
                 .build();
         spid_events::outbox::enqueue(&mut tx, spid_types::topics::AUDIT, &audit).await.map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
+        self.wake();
         Ok(crate::password::expires_at(now))
     }
 
@@ -482,6 +497,9 @@ impl Credentials {
             .map_err(db_err)?;
             if locked.rows_affected() == 1 {
                 self.locked_events(&mut tx, id, failed, now).await?;
+                tx.commit().await.map_err(db_err)?;
+                self.wake();
+                return Ok(());
             }
         }
         tx.commit().await.map_err(db_err)?;

@@ -51,7 +51,27 @@ pub async fn migrate(db: &spid_db::Db) -> Result<(), spid_db::DbError> {
     static PG: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
     static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
     spid_events::migrate(db).await?;
-    db.migrate("identity_manager", &PG, &SQLITE).await
+    db.migrate("identity_manager", &PG, &SQLITE).await?;
+    normalise_document_dates(db).await
+}
+
+/// Document dates stored before they were kept in one form (`2030-1-5`)
+/// are rewritten as `YYYY-MM-DD`, so they compare as strings. Idempotent.
+async fn normalise_document_dates(db: &spid_db::Db) -> Result<(), spid_db::DbError> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT id, issued_on, expires_on FROM identity_documents WHERE length(issued_on) < 10 OR length(expires_on) < 10",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    for (id, issued_on, expires_on) in rows {
+        sqlx::query("UPDATE identity_documents SET issued_on = $1, expires_on = $2 WHERE id = $3")
+            .bind(application::iso_date(&issued_on))
+            .bind(application::iso_date(&expires_on))
+            .bind(&id)
+            .execute(db.pool())
+            .await?;
+    }
+    Ok(())
 }
 
 pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Result<(), RunError> {
@@ -78,6 +98,7 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
         let relay = relay.clone();
         std::sync::Arc::new(move || relay.wake()) as std::sync::Arc<dyn Fn() + Send + Sync>
     };
+    let credentials_wake = wake.clone();
     let registrar = std::sync::Arc::new(
         registration::Registrar::new(
             deps.db.clone(),
@@ -157,7 +178,8 @@ pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Re
         identity::Credentials::new(deps.db.clone(), hasher, deps.clock.clone())
             .await
             .map_err(RunError::new)?
-            .with_detector(std::sync::Arc::new(detector)),
+            .with_detector(std::sync::Arc::new(detector))
+            .with_outbox_wake(credentials_wake),
     );
     if config.dev.seed_demo {
         let file = config.dev.data_dir.join("demo-users.json");

@@ -524,12 +524,11 @@ impl Lifecycle {
         Ok(())
     }
 
-    /// The cause of the identity's current state (`None` before any
-    /// transition).
-    pub async fn current_cause(&self, spid_code: &str) -> Result<Option<Cause>, ServiceError> {
-        let mut conn = self.db.pool().acquire().await.map_err(db_err)?;
-        let current = current_in(&mut conn, spid_code).await?;
-        current_cause_in(&mut conn, &current).await
+    /// The transition that put the identity in its current state (`None`
+    /// before any).
+    pub async fn current_transition(&self, spid_code: &str) -> Result<Option<Transition>, ServiceError> {
+        let record = self.get(spid_code).await?;
+        Ok(self.history(spid_code).await?.into_iter().rev().find(|t| t.at == record.status_changed_at))
     }
 
     /// The identity's transitions, oldest first.
@@ -596,7 +595,9 @@ async fn check_restore(
         }
         _ => {}
     }
-    if cause == Some(Cause::DocumentExpired) {
+    // A minor suspended with their parent may have been suspended for an
+    // expired document before: the document is checked then too.
+    if matches!(cause, Some(Cause::DocumentExpired | Cause::ParentEnded)) {
         let today = now.date_naive().format("%Y-%m-%d").to_string();
         let valid: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM identity_documents d WHERE d.holder_id = $1 AND d.expires_on >= $2

@@ -200,10 +200,12 @@ async fn a_holder_suspends_online_with_a_code_on_a_secondary_attribute_and_gets_
     let ask =
         |who: &str, action| Ask { who: who.into(), action, reason: "smarrimento".into(), contact: Contact::Email };
 
-    // Online, only the emergency: a suspension.
+    // Online, only the emergency: a suspension, with the code by e-mail.
     for action in [Action::Restore, Action::Revoke] {
         assert_eq!(requests.start(&ask(&spid_code, action), &online).await.unwrap_err().code, "action.not_online");
     }
+    let by_sms = Ask { contact: Contact::Mobile, ..ask(&spid_code, Action::Suspend) };
+    assert_eq!(requests.start(&by_sms, &online).await.unwrap_err().code, "contact.not_online");
     // An unknown username gets the same answer, sends nothing, and its
     // confirmation fails like a wrong code does.
     let sent_before = w.outbox_len();
@@ -243,13 +245,30 @@ async fn a_holder_suspends_online_with_a_code_on_a_secondary_attribute_and_gets_
     let (_, data) = requested(&w).await.into_iter().rev().find(|(t, _)| t == "lifecycle-request-received").unwrap();
     assert_eq!((data["receipt"].as_str(), data["action"].as_str()), (receipt.receipt_id.as_str(), "suspend"));
 
-    // Starts are limited per client address.
-    let other = Via::Online { client: Some([192, 0, 2, 1].into()) };
-    for _ in 0..crate::holder_requests::ONLINE_STARTS_PER_HOUR {
-        requests.start(&ask("nessuno@example.it", Action::Suspend), &other).await.unwrap();
+    // Starts are limited per client network (a /24 here).
+    let other = |host: u8| Via::Online { client: Some([192, 0, 2, host].into()) };
+    for host in 0..crate::holder_requests::ONLINE_STARTS_PER_HOUR {
+        requests.start(&ask("nessuno@example.it", Action::Suspend), &other(host as u8)).await.unwrap();
     }
-    let err = requests.start(&ask("nessuno@example.it", Action::Suspend), &other).await.unwrap_err();
+    let err = requests.start(&ask("nessuno@example.it", Action::Suspend), &other(200)).await.unwrap_err();
     assert_eq!(err.code, "requests.rate_limited");
+
+    // And per identity: starts from many networks send at most 3 codes an
+    // hour, on a budget of their own — the holder's other codes still go.
+    lc.apply(&spid_code, &staff(ActorKind::Operator, Action::Restore, Cause::Other)).await.unwrap();
+    let sent_before = w.outbox_len();
+    for net in 1..=6u8 {
+        let from = Via::Online { client: Some([198, 18, net, 1].into()) };
+        requests.start(&ask(&spid_code, Action::Suspend), &from).await.unwrap();
+    }
+    // One of this hour's went to the first suspension above.
+    let allowed = crate::holder_requests::ONLINE_REQUESTS_PER_IDENTITY as usize - 1;
+    settle(&w, sent_before + allowed + 1).await;
+    assert_eq!(w.outbox_len() - sent_before, allowed);
+    w.backoffice.add_operator(None, "turno-1", "Turno", crate::backoffice::Role::Administrator).await.unwrap();
+    let desk = Via::Phone { operator_id: "turno-1".into() };
+    let by_phone = requests.start(&ask(&spid_code, Action::Suspend), &desk).await.unwrap();
+    assert!(by_phone.sent_to.starts_with("e-mail"), "the help desk still gets a code through");
 }
 
 #[tokio::test]
@@ -271,7 +290,7 @@ async fn the_help_desk_takes_a_holders_call_and_a_stolen_phone_cannot_lift_the_s
     let lost = Ask { who: "nessuno@example.it".into(), ..ask(Action::Suspend, Contact::Email) };
     assert_eq!(requests.start(&lost, &desk).await.unwrap_err().code, "identity.not_found");
     let err = requests.start(&ask(Action::Revoke, Contact::Email), &desk).await.unwrap_err();
-    assert_eq!(err.code, "operator.not_allowed", "a revocation request is for an administrator");
+    assert_eq!(err.code, "action.not_by_phone", "a revocation is final: PEC or a signed form");
     let err = requests.start(&ask(Action::Restore, Contact::Email), &desk).await.unwrap_err();
     assert_eq!(err.code, "transition.illegal", "nothing to restore");
 
@@ -320,11 +339,12 @@ async fn the_help_desk_takes_a_holders_call_and_a_stolen_phone_cannot_lift_the_s
     let err = requests.start(&ask(Action::Restore, Contact::Email), &desk).await.unwrap_err();
     assert_eq!(err.code, "restore.not_holders");
 
-    // An administrator takes a revocation request.
-    let admin = Via::Phone { operator_id: "admin".into() };
-    let revoke = requests.start(&ask(Action::Revoke, Contact::Email), &admin).await.unwrap();
-    let code = w.outbox.code_for("mario.rossi@example.it");
-    assert_eq!(requests.confirm(&revoke.request_id, &code, &admin).await.unwrap().status, Status::Revoked);
+    // A suspension asked by PEC is lifted the way it came, not by phone.
+    lc.apply(&spid_code, &staff(ActorKind::Operator, Action::Restore, Cause::Other)).await.unwrap();
+    let pec = Change { channel: Channel::Pec, ..staff(ActorKind::Operator, Action::Suspend, Cause::HolderRequest) };
+    lc.apply(&spid_code, &pec).await.unwrap();
+    let err = requests.start(&ask(Action::Restore, Contact::Email), &desk).await.unwrap_err();
+    assert_eq!(err.code, "restore.by_document");
 }
 
 #[tokio::test]
@@ -643,6 +663,9 @@ async fn a_document_found_already_expired_is_reminded_a_week_before_the_suspensi
         .unwrap();
     let r = scheduler.run_due(w.clock.now()).await.unwrap();
     assert_eq!((r.document_reminders, r.document_suspensions), (1, 0), "reminded first");
+    let (_, told) = requested(&w).await.into_iter().rev().find(|(t, _)| t == "document-expiry-reminder").unwrap();
+    let in_a_week = (w.clock.now() + Duration::days(7)).format("%d/%m/%Y").to_string();
+    assert_eq!(told["suspension_date"], in_a_week, "the holder is told when");
     w.clock.advance(Duration::days(6));
     let r = scheduler.run_due(w.clock.now()).await.unwrap();
     assert_eq!((r.document_reminders, r.document_suspensions), (0, 0));

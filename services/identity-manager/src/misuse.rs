@@ -107,7 +107,7 @@ impl Rule for ManyAddresses {
 }
 
 /// The network an address counts as: its IPv4 /24 or IPv6 /64.
-fn network(ip: IpAddr) -> String {
+pub(crate) fn network(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => {
             let [a, b, c, _] = v4.octets();

@@ -190,6 +190,16 @@ pub fn problems_error(problems: &[Problem]) -> ServiceError {
     ServiceError::invalid(code, message.join("; "))
 }
 
+/// The message carrying a code: its template (which gets `code` and
+/// `minutes`), more data, and the daily budget per recipient it counts
+/// against ([`CODES_PER_RECIPIENT`] a day; `None`: none, for codes an
+/// operator asks for on the holder's call).
+pub(crate) struct CodeMessage<'a> {
+    pub template: &'static str,
+    pub data: &'a [(&'a str, &'a str)],
+    pub budget: Option<&'static str>,
+}
+
 /// Why a start was refused: the rules broken, or another failure.
 #[derive(Debug)]
 pub enum StartError {
@@ -464,18 +474,18 @@ impl Registrar {
         recipient: &str,
         subject_id: &str,
     ) -> Result<(), ServiceError> {
-        self.issue_code_as(holder_id, label, (channel, recipient), subject_id, ("contact-verification", &[])).await
+        let message = CodeMessage { template: "contact-verification", data: &[], budget: Some("codes-to") };
+        self.issue_code_as(holder_id, label, (channel, recipient), subject_id, message).await
     }
 
-    /// [`Registrar::issue_code`] with another message: `template` with the
-    /// code, its validity in minutes and `data`.
+    /// [`Registrar::issue_code`] with another message.
     pub(crate) async fn issue_code_as(
         &self,
         holder_id: &str,
         label: &str,
         (channel, recipient): (Channel, &str),
         subject_id: &str,
-        (template, data): (&'static str, &[(&str, &str)]),
+        CodeMessage { template, data, budget }: CodeMessage<'_>,
     ) -> Result<(), ServiceError> {
         let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
         let hash = self.mac(&["code", holder_id, label, &code]).finalize().into_bytes().to_vec();
@@ -496,19 +506,21 @@ impl Registrar {
                 "too many codes for this contact: contact the help desk",
             ));
         }
-        // The key names the recipient by a digest: no address in the cache.
-        let key = format!("codes-to:{}", hex::encode(Sha256::digest(recipient.to_lowercase().as_bytes())));
-        let sent =
-            self.settings.cache.increment(&key, std::time::Duration::from_secs(24 * 3600)).await.map_err(|e| {
-                tracing::warn!(error = %e, "cache unavailable: no code sent");
-                ServiceError::unavailable("contact.unavailable", "codes cannot be sent now; try again later")
-            })?;
-        if sent > CODES_PER_RECIPIENT {
-            return Err(ServiceError::new(
-                ErrorKind::RateLimited,
-                "contact.recipient_rate_limited",
-                "too many codes to this address or number today: try again tomorrow",
-            ));
+        if let Some(budget) = budget {
+            // The key names the recipient by a digest: no address in the cache.
+            let key = format!("{budget}:{}", hex::encode(Sha256::digest(recipient.to_lowercase().as_bytes())));
+            let sent =
+                self.settings.cache.increment(&key, std::time::Duration::from_secs(24 * 3600)).await.map_err(|e| {
+                    tracing::warn!(error = %e, "cache unavailable: no code sent");
+                    ServiceError::unavailable("contact.unavailable", "codes cannot be sent now; try again later")
+                })?;
+            if sent > CODES_PER_RECIPIENT {
+                return Err(ServiceError::new(
+                    ErrorKind::RateLimited,
+                    "contact.recipient_rate_limited",
+                    "too many codes to this address or number today: try again tomorrow",
+                ));
+            }
         }
         let mut tx = self.db.pool().begin().await.map_err(db_err)?;
         sqlx::query("DELETE FROM contact_codes WHERE holder_id = $1 AND kind = $2")
@@ -841,9 +853,6 @@ impl Registrar {
     }
 }
 
-/// Uses up a code [`Registrar::check_code`] accepted, inside the
-/// transaction that records what it proves; a code used meanwhile by a
-/// concurrent call is refused.
 /// Stores a holder's identity document (checked already), its dates in
 /// their one form; `at` (microseconds) orders the holder's documents.
 pub(crate) async fn insert_document_in(
@@ -870,6 +879,9 @@ pub(crate) async fn insert_document_in(
     Ok(())
 }
 
+/// Uses up a code [`Registrar::check_code`] accepted, inside the
+/// transaction that records what it proves; a code used meanwhile by a
+/// concurrent call is refused.
 pub(crate) async fn consume_code(
     tx: &mut sqlx::AnyConnection,
     holder_id: &str,

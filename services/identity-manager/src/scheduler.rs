@@ -156,11 +156,18 @@ impl Scheduler {
     }
 
     /// Codes of holders' requests never confirmed (each request has its
-    /// own) are dropped once expired.
+    /// own) are dropped once expired, and the requests themselves a day
+    /// later; confirmed ones stay, the evidence behind their receipts.
     async fn forget_expired_codes(&self, now: DateTime<Utc>) -> Result<(), ServiceError> {
+        let pool = self.registrar.db().pool();
         sqlx::query("DELETE FROM contact_codes WHERE kind LIKE 'lifecycle:%' AND expires_at < $1")
             .bind(now.timestamp_micros())
-            .execute(self.registrar.db().pool())
+            .execute(pool)
+            .await
+            .map_err(db_err)?;
+        sqlx::query("DELETE FROM holder_requests WHERE state <> 'confirmed' AND expires_at < $1")
+            .bind((now - Duration::days(1)).timestamp_micros())
+            .execute(pool)
             .await
             .map_err(db_err)?;
         Ok(())
@@ -185,7 +192,7 @@ impl Scheduler {
             "restored automatically 30 days after the holder's suspension",
         );
         for (spid_code, since) in due {
-            run.restored += usize::from(self.apply_once(&spid_code, &restore.clone().if_unchanged_since(since)).await?);
+            run.restored += usize::from(self.apply_once(&spid_code, &restore.clone().if_unchanged_since(since)).await);
         }
         Ok(())
     }
@@ -201,7 +208,7 @@ impl Scheduler {
             .await?;
         let unlock = Change::scheduled(Action::Restore, Cause::LockOver, "credentials unlocked after 24 hours");
         for (spid_code, since) in due {
-            run.unlocked += usize::from(self.apply_once(&spid_code, &unlock.clone().if_unchanged_since(since)).await?);
+            run.unlocked += usize::from(self.apply_once(&spid_code, &unlock.clone().if_unchanged_since(since)).await);
         }
         Ok(())
     }
@@ -233,14 +240,15 @@ impl Scheduler {
             // outage, the holder is warned first and revoked a day later.
             if now >= deadline && self.last_reminder_before(&id, &reminders, now - Duration::days(1)).await? {
                 let since = instant(r.try_get("status_changed_at").map_err(db_err)?);
-                run.revoked +=
-                    usize::from(self.apply_once(&spid_code, &revoke.clone().if_unchanged_since(since)).await?);
+                let last_used: i64 = r.try_get("last_used_at").map_err(db_err)?;
+                let change = revoke.clone().if_unchanged_since(since);
+                run.revoked += usize::from(self.revoke_if_unused(&spid_code, &id, last_used, &change).await);
                 continue;
             }
             let date = deadline.format("%d/%m/%Y").to_string();
             let left = days_left(deadline, now).clamp(1, INACTIVITY_WARNINGS[0]).to_string();
             let data = [("days", left.as_str()), ("date", date.as_str())];
-            run.warned += usize::from(self.remind(&id, &holder_id, &reminders, now, &data).await?);
+            run.warned += usize::from(self.remind(&id, &holder_id, &reminders, now, &data).await);
         }
         Ok(())
     }
@@ -283,12 +291,15 @@ impl Scheduler {
             if now >= deadline && self.last_reminder_before(&id, &reminders, now - Duration::days(7)).await? {
                 let since = instant(r.try_get("status_changed_at").map_err(db_err)?);
                 let change = suspend.clone().if_unchanged_since(since);
-                run.document_suspensions += usize::from(self.apply_once(&spid_code, &change).await?);
+                run.document_suspensions += usize::from(self.apply_once(&spid_code, &change).await);
                 continue;
             }
             let date = last_day.format("%d/%m/%Y").to_string();
-            let data = [("expiry_date", date.as_str())];
-            run.document_reminders += usize::from(self.remind(&id, &holder_id, &reminders, now, &data).await?);
+            // When it will be suspended: at expiry, or a week after this
+            // reminder if that is later (a document found late).
+            let suspension = deadline.max(now + Duration::days(7)).format("%d/%m/%Y").to_string();
+            let data = [("expiry_date", date.as_str()), ("suspension_date", suspension.as_str())];
+            run.document_reminders += usize::from(self.remind(&id, &holder_id, &reminders, now, &data).await);
         }
         Ok(())
     }
@@ -325,19 +336,41 @@ impl Scheduler {
             };
             let date = deadline.format("%d/%m/%Y").to_string();
             let data = [("expiry_date", date.as_str())];
-            run.password_reminders += usize::from(self.remind(&id, &holder_id, &reminders, now, &data).await?);
+            run.password_reminders += usize::from(self.remind(&id, &holder_id, &reminders, now, &data).await);
         }
         Ok(())
     }
 
     /// Applies a scheduled change unless the state moved on meanwhile
-    /// (another replica, an operator): `false` then.
-    async fn apply_once(&self, spid_code: &str, change: &Change) -> Result<bool, ServiceError> {
-        match self.lifecycle.apply(spid_code, change).await {
-            Ok(_) => Ok(true),
-            Err(e) if matches!(e.code.as_str(), "transition.illegal" | "identity.changed") => Ok(false),
-            Err(e) => Err(e),
-        }
+    /// (another replica, an operator): `false` then. A failure is logged
+    /// and the job goes on with the next identity.
+    async fn apply_once(&self, spid_code: &str, change: &Change) -> bool {
+        skip_or_log(self.lifecycle.apply(spid_code, change).await.map(|_| true))
+    }
+
+    /// LC-3's revocation, only if the identity is still unused: a login
+    /// between the rule's choice and now (the holder answering the last
+    /// warning) keeps it. The check and the revocation share a
+    /// transaction, the check's write holding the row.
+    async fn revoke_if_unused(&self, spid_code: &str, id: &str, last_used: i64, change: &Change) -> bool {
+        let attempt = async {
+            let mut tx = self.registrar.db().pool().begin().await.map_err(db_err)?;
+            let unused =
+                sqlx::query("UPDATE identities SET last_used_at = last_used_at WHERE id = $1 AND last_used_at = $2")
+                    .bind(id)
+                    .bind(last_used)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            if unused.rows_affected() != 1 {
+                return Ok(false);
+            }
+            self.lifecycle.apply_in(&mut tx, spid_code, change).await?;
+            tx.commit().await.map_err(db_err)?;
+            self.lifecycle.wake();
+            Ok(true)
+        };
+        skip_or_log(attempt.await)
     }
 
     /// Whether the series' last reminder went out at or before `by`.
@@ -362,6 +395,17 @@ impl Scheduler {
     /// sent; reminders whose day passed unsent are marked sent with it (one
     /// message, not a burst after an outage). `true` when one was sent.
     async fn remind(
+        &self,
+        id: &str,
+        holder_id: &str,
+        reminders: &Reminders<'_>,
+        now: DateTime<Utc>,
+        data: &[(&str, &str)],
+    ) -> bool {
+        skip_or_log(self.remind_once(id, holder_id, reminders, now, data).await)
+    }
+
+    async fn remind_once(
         &self,
         id: &str,
         holder_id: &str,
@@ -416,6 +460,19 @@ impl Scheduler {
 /// sent in the afternoon of the 30th day before says 30).
 fn days_left(deadline: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
     ((deadline - now).num_seconds().max(0) + 86_399) / 86_400
+}
+
+/// A scheduled change's outcome: a state that moved on meanwhile is a
+/// skip; any other failure is logged, and the job goes on.
+fn skip_or_log(outcome: Result<bool, ServiceError>) -> bool {
+    match outcome {
+        Ok(done) => done,
+        Err(e) if matches!(e.code.as_str(), "transition.illegal" | "identity.changed" | "document.expired") => false,
+        Err(e) => {
+            tracing::warn!(code = e.code, "a scheduled lifecycle change failed; retrying at the next run");
+            false
+        }
+    }
 }
 
 fn ids(r: &sqlx::any::AnyRow) -> Result<(String, String, String), ServiceError> {

@@ -80,7 +80,7 @@ pub const TEMPLATES: &[(&str, &[&str])] = &[
     ("identity-restored", &["date"]),
     ("revocation-warning", &["days", "date"]),
     ("identity-revoked", &["cause", "date"]),
-    ("document-expiry-reminder", &["expiry_date"]),
+    ("document-expiry-reminder", &["expiry_date", "suspension_date"]),
     ("document-expired", &["date"]),
     ("password-expiry-reminder", &["expiry_date"]),
     ("attribute-change-requested", &["attribute"]),
