@@ -195,7 +195,7 @@ impl Backoffice {
                 .ok_or_else(|| ServiceError::invalid("cause.unknown", format!("unknown cause \"{c}\"")))?,
         };
         let channel = Channel::parse(asked.channel.trim()).ok_or_else(|| {
-            ServiceError::invalid("channel.unknown", "channel: one of pec, signed, phone, reserved_area")
+            ServiceError::invalid("channel.unknown", "channel: pec or signed (by phone: idpctl identity request)")
         })?;
         let change = Change {
             action: asked.action,

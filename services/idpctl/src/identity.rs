@@ -38,8 +38,9 @@ pub enum IdentityCommand {
         operator: String,
         /// The holder's username (e-mail) or spidCode.
         holder: String,
-        /// suspend, restore (the holder's own suspension, on the contact
-        /// that confirmed it; locked credentials) or revoke (administrators).
+        /// suspend, or restore (the holder's own code-confirmed
+        /// suspension, on the contact that confirmed it; locked
+        /// credentials). Revocations: PEC or a signed form, then `revoke`.
         #[arg(long)]
         action: String,
         /// Why, in the holder's words.
