@@ -337,27 +337,33 @@ impl HolderRequests {
         if status != Status::Suspended {
             return Ok(());
         }
-        let current = self.lifecycle.current_transition(spid_code).await?;
-        let Some(current) = current.filter(|t| t.cause == Cause::HolderRequest.as_str()) else {
+        // The transition that suspended it, and the request it acted on.
+        let row = sqlx::query(
+            "SELECT t.cause, t.channel, r.contact FROM identities i
+             JOIN identity_transitions t ON t.identity_id = i.id AND t.at = i.status_changed_at
+             LEFT JOIN holder_requests r
+                    ON r.identity_id = i.id AND r.state = 'confirmed' AND r.confirmed_at = i.status_changed_at
+             WHERE i.spid_code = $1
+             ORDER BY t.id DESC LIMIT 1",
+        )
+        .bind(spid_code)
+        .fetch_optional(self.registrar.db().pool())
+        .await
+        .map_err(db_err)?;
+        let text = |c: &str| row.as_ref().and_then(|r| r.try_get::<Option<String>, _>(c).ok().flatten());
+        if text("cause").as_deref() != Some(Cause::HolderRequest.as_str()) {
             return Err(precondition(
                 "restore.not_holders",
                 "this suspension was not the holder's own: the help desk restores it after its checks",
             ));
-        };
-        if !matches!(current.channel.as_str(), "online" | "phone") {
+        }
+        if !matches!(text("channel").as_deref(), Some("online" | "phone")) {
             return Err(precondition(
                 "restore.by_document",
                 "the suspension was asked by PEC or on a signed form: its restore is asked the same way",
             ));
         }
-        // The transition names its receipt: "receipt RIC-…[, …]".
-        let receipt = current.justification_ref.strip_prefix("receipt ").and_then(|r| r.split(',').next());
-        let trusted: Option<String> = sqlx::query_scalar("SELECT contact FROM holder_requests WHERE receipt_id = $1")
-            .bind(receipt.unwrap_or_default())
-            .fetch_optional(self.registrar.db().pool())
-            .await
-            .map_err(db_err)?;
-        if trusted.as_deref() != Some(contact.as_str()) {
+        if text("contact").as_deref() != Some(contact.as_str()) {
             return Err(precondition(
                 "contact.not_trusted",
                 "the suspension was confirmed on the other contact: the restore is confirmed there too",
@@ -429,12 +435,15 @@ impl HolderRequests {
         };
         let mut tx = self.registrar.db().pool().begin().await.map_err(db_err)?;
         crate::registration::consume_code(&mut tx, &holder_id, &label(request_id)).await?;
+        self.lifecycle.apply_in(&mut tx, &spid_code, &change).await?;
+        // Confirmed at the instant of the transition it made: the link a
+        // later restore follows to the contact that confirmed it.
         let taken = sqlx::query(
-            "UPDATE holder_requests SET state = 'confirmed', receipt_id = $1, confirmed_at = $2
-             WHERE id = $3 AND state = 'pending'",
+            "UPDATE holder_requests SET state = 'confirmed', receipt_id = $1,
+                    confirmed_at = (SELECT status_changed_at FROM identities WHERE id = holder_requests.identity_id)
+             WHERE id = $2 AND state = 'pending'",
         )
         .bind(&receipt_id)
-        .bind(now.timestamp_micros())
         .bind(request_id)
         .execute(&mut *tx)
         .await
@@ -442,7 +451,6 @@ impl HolderRequests {
         if taken.rows_affected() != 1 {
             return Err(unknown());
         }
-        self.lifecycle.apply_in(&mut tx, &spid_code, &change).await?;
         let received_at = instant(row.try_get("created_at").map_err(db_err)?);
         let received = received_at.format("%d/%m/%Y %H:%M UTC").to_string();
         let data = [("receipt", receipt_id.as_str()), ("action", action.as_str()), ("date", received.as_str())];
@@ -458,15 +466,15 @@ impl HolderRequests {
         .await?;
         tx.commit().await.map_err(db_err)?;
         self.lifecycle.wake();
-        let status = self.lifecycle.get(&spid_code).await?.status;
+        let record = self.lifecycle.get(&spid_code).await?;
         Ok(Receipt {
             receipt_id,
             request_id: request_id.to_owned(),
             spid_code,
             action: action.as_str(),
             received_at,
-            acted_at: now,
-            status,
+            acted_at: record.status_changed_at,
+            status: record.status,
         })
     }
 }

@@ -51,27 +51,7 @@ pub async fn migrate(db: &spid_db::Db) -> Result<(), spid_db::DbError> {
     static PG: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
     static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
     spid_events::migrate(db).await?;
-    db.migrate("identity_manager", &PG, &SQLITE).await?;
-    normalise_document_dates(db).await
-}
-
-/// Document dates stored before they were kept in one form (`2030-1-5`)
-/// are rewritten as `YYYY-MM-DD`, so they compare as strings. Idempotent.
-async fn normalise_document_dates(db: &spid_db::Db) -> Result<(), spid_db::DbError> {
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT id, issued_on, expires_on FROM identity_documents WHERE length(issued_on) < 10 OR length(expires_on) < 10",
-    )
-    .fetch_all(db.pool())
-    .await?;
-    for (id, issued_on, expires_on) in rows {
-        sqlx::query("UPDATE identity_documents SET issued_on = $1, expires_on = $2 WHERE id = $3")
-            .bind(application::iso_date(&issued_on))
-            .bind(application::iso_date(&expires_on))
-            .bind(&id)
-            .execute(db.pool())
-            .await?;
-    }
-    Ok(())
+    db.migrate("identity_manager", &PG, &SQLITE).await
 }
 
 pub async fn run(config: &Config, deps: Deps, shutdown: CancellationToken) -> Result<(), RunError> {

@@ -496,11 +496,11 @@ impl Lifecycle {
         {
             return Err(changed());
         }
+        let now = self.clock.now();
         if change.action == Action::Restore {
             let cause = current_cause_in(&mut *tx, &current).await?;
-            check_restore(&mut *tx, &current, change, cause, self.clock.now()).await?;
+            check_restore(&mut *tx, &current, change, cause, now).await?;
         }
-        let now = self.clock.now();
         record_in(&mut *tx, self.clock.as_ref(), &current, change, now).await?;
         let cascaded = if change.action == Action::Restore || takeover {
             vec![]
@@ -522,13 +522,6 @@ impl Lifecycle {
                 .build();
         spid_events::outbox::enqueue(&mut *tx, spid_types::topics::LIFECYCLE, &lifecycle).await.map_err(db_err)?;
         Ok(())
-    }
-
-    /// The transition that put the identity in its current state (`None`
-    /// before any).
-    pub async fn current_transition(&self, spid_code: &str) -> Result<Option<Transition>, ServiceError> {
-        let record = self.get(spid_code).await?;
-        Ok(self.history(spid_code).await?.into_iter().rev().find(|t| t.at == record.status_changed_at))
     }
 
     /// The identity's transitions, oldest first.

@@ -741,3 +741,35 @@ async fn a_stopped_replica_gives_its_lease_up() {
     a.release().await.unwrap();
     assert!(b.lease(now + Duration::minutes(1)).await.unwrap(), "at once, not after the lease's 10 minutes");
 }
+
+#[tokio::test]
+async fn committed_changes_and_locks_wake_the_outbox_relay_and_refusals_do_not() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let w = world().await;
+    let (_, spid_code) = holder(&w, "mario.rossi@example.it").await;
+    let woken = std::sync::Arc::new(AtomicUsize::new(0));
+    let wake = {
+        let woken = woken.clone();
+        std::sync::Arc::new(move || {
+            woken.fetch_add(1, Ordering::SeqCst);
+        }) as std::sync::Arc<dyn Fn() + Send + Sync>
+    };
+    let registrar = w.registrar.with_messenger(w.outbox.clone()).with_outbox_wake(wake.clone());
+    let suspend = staff(ActorKind::Operator, Action::Suspend, Cause::Other);
+    registrar.lifecycle().apply(&spid_code, &suspend).await.unwrap();
+    assert_eq!(woken.load(Ordering::SeqCst), 1);
+    assert!(registrar.lifecycle().apply(&spid_code, &suspend).await.is_err());
+    assert_eq!(woken.load(Ordering::SeqCst), 1, "a refusal commits nothing");
+    let restore = staff(ActorKind::Operator, Action::Restore, Cause::Other);
+    registrar.lifecycle().apply(&spid_code, &restore).await.unwrap();
+    assert_eq!(woken.load(Ordering::SeqCst), 2);
+    let credentials =
+        crate::identity::Credentials::new(w.registrar.db().clone(), crate::tests::test_hasher(), w.clock.clone())
+            .await
+            .unwrap()
+            .with_outbox_wake(wake);
+    for _ in 0..11 {
+        credentials.check("mario.rossi@example.it", "Sbagliata#1").await.unwrap();
+    }
+    assert_eq!(woken.load(Ordering::SeqCst), 3, "the lock, not each wrong password");
+}

@@ -55,3 +55,10 @@ CREATE TABLE scheduler_leases (
     holder TEXT NOT NULL,
     until  BIGINT NOT NULL
 );
+
+-- Document dates in their one form (YYYY-MM-DD), so they compare as
+-- strings: registration once stored them as typed ("2030-1-5").
+UPDATE identity_documents SET issued_on = to_char(to_date(issued_on, 'YYYY-MM-DD'), 'YYYY-MM-DD')
+ WHERE length(issued_on) < 10;
+UPDATE identity_documents SET expires_on = to_char(to_date(expires_on, 'YYYY-MM-DD'), 'YYYY-MM-DD')
+ WHERE length(expires_on) < 10;

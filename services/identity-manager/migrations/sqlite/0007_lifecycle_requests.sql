@@ -55,3 +55,16 @@ CREATE TABLE scheduler_leases (
     holder TEXT NOT NULL,
     until  BIGINT NOT NULL
 );
+
+-- Document dates in their one form (YYYY-MM-DD), so they compare as
+-- strings: registration once stored them as typed ("2030-1-5").
+UPDATE identity_documents SET issued_on = printf('%s-%02d-%02d',
+        substr(issued_on, 1, 4),
+        CAST(substr(issued_on, 6, instr(substr(issued_on, 6), '-') - 1) AS INTEGER),
+        CAST(substr(substr(issued_on, 6), instr(substr(issued_on, 6), '-') + 1) AS INTEGER))
+ WHERE length(issued_on) < 10;
+UPDATE identity_documents SET expires_on = printf('%s-%02d-%02d',
+        substr(expires_on, 1, 4),
+        CAST(substr(expires_on, 6, instr(substr(expires_on, 6), '-') - 1) AS INTEGER),
+        CAST(substr(substr(expires_on, 6), instr(substr(expires_on, 6), '-') + 1) AS INTEGER))
+ WHERE length(expires_on) < 10;
